@@ -1,0 +1,84 @@
+package handlers
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"storefront/money"
+	"storefront/payment"
+	"storefront/views"
+)
+
+func (h *Handler) cart(c echo.Context) error {
+	u, err := requireUser(c, "/cart")
+	if answered(c) || err != nil {
+		return err
+	}
+	lines, err := h.st.Cart(c.Request().Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	p := views.CartPage{Layout: h.layout(c, "购物车"), Lines: lines, Ready: len(lines) > 0}
+	for _, l := range lines {
+		if l.Active {
+			p.Total += l.Subtotal()
+		}
+		if !l.Active || (l.Stock != nil && *l.Stock < l.Qty) {
+			p.Ready = false
+		}
+	}
+	if p.Total > money.MaxAlipay {
+		p.Ready = false
+	}
+	return render(c, http.StatusOK, views.Cart(p))
+}
+
+func (h *Handler) addToCart(c echo.Context) error {
+	u, err := requireUser(c, "/cart")
+	if answered(c) || err != nil {
+		return err
+	}
+	id, err := strconv.ParseInt(c.FormValue("goods_id"), 10, 64)
+	if err != nil || id <= 0 {
+		return badRequest("请选择要加入购物车的商品。")
+	}
+	qty, err := qtyValue(c.FormValue("qty"), 1)
+	if err != nil {
+		return err
+	}
+	if err := h.st.AddToCart(c.Request().Context(), u.ID, id, qty); err != nil {
+		return err
+	}
+	h.flash(c, "已加入购物车。")
+	return c.Redirect(http.StatusSeeOther, "/cart")
+}
+
+func (h *Handler) removeFromCart(c echo.Context) error {
+	id, err := idParam(c, "goods_id")
+	if err != nil {
+		return err
+	}
+	u, err := requireUser(c, "/cart")
+	if answered(c) || err != nil {
+		return err
+	}
+	if err := h.st.RemoveFromCart(c.Request().Context(), u.ID, id); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/cart")
+}
+
+// checkout turns the whole cart into one order and sends the shopper to the cashier.
+func (h *Handler) checkout(c echo.Context) error {
+	u, err := requireUser(c, "/cart")
+	if answered(c) || err != nil {
+		return err
+	}
+	o, _, err := h.st.Checkout(c.Request().Context(), u.ID, payment.NewOutTradeNo(h.now()), h.cfg.OrderTTL)
+	if err != nil {
+		return err
+	}
+	return h.toCashier(c, o)
+}

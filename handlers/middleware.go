@@ -1,0 +1,104 @@
+package handlers
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+// maxBody caps request bodies: forms here are tiny, and Alipay's notify is a few KiB.
+const maxBody = 64 << 10
+
+func (h *Handler) middleware(e *echo.Echo) {
+	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
+		RequestIDHandler: func(c echo.Context, id string) {
+			r := c.Request()
+			c.SetRequest(r.WithContext(WithRequestID(r.Context(), id)))
+		},
+	}))
+	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		LogStatus: true, LogURIPath: true, LogMethod: true, LogLatency: true, LogError: true,
+		HandleError: true,
+		// The path only: a query string may carry a signed Alipay return or a token.
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			level := slog.LevelInfo
+			if v.Status >= 500 {
+				level = slog.LevelError
+			}
+			h.log.LogAttrs(c.Request().Context(), level, "request",
+				slog.String("method", v.Method), slog.String("path", v.URIPath),
+				slog.Int("status", v.Status), slog.Duration("latency", v.Latency))
+			return nil
+		},
+	}))
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			h.log.ErrorContext(c.Request().Context(), "panic", "err", err, "stack", string(stack))
+			return err
+		},
+	}))
+	e.Use(middleware.SecureWithConfig(middleware.SecureConfig{
+		XSSProtection:         "0",
+		ContentTypeNosniff:    "nosniff",
+		XFrameOptions:         "DENY",
+		ReferrerPolicy:        "same-origin",
+		ContentSecurityPolicy: h.csp(),
+	}))
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
+		Limit: "64K",
+		// The notify answers "fail" rather than 413 (Alipay reads the body), and the
+		// emulator is another party with its own rules.
+		Skipper: func(c echo.Context) bool { return c.Path() == "/check_order" || isSandbox(c) },
+	}))
+	e.Use(middleware.CSRFWithConfig(middleware.CSRFConfig{
+		TokenLookup:    "form:_csrf",
+		CookieName:     "_csrf",
+		CookiePath:     "/",
+		CookieHTTPOnly: true,
+		CookieSecure:   h.cfg.Secure,
+		CookieSameSite: http.SameSiteLaxMode,
+		CookieMaxAge:   86400,
+		// /check_order has no cookies (Alipay's server calls it) and is signature-checked.
+		Skipper: func(c echo.Context) bool { return c.Path() == "/check_order" || isSandbox(c) },
+		// A missing token is as forbidden as a wrong one.
+		ErrorHandler: func(err error, c echo.Context) error {
+			return echo.NewHTTPError(http.StatusForbidden, "csrf")
+		},
+	}))
+	e.Use(h.loadSession)
+	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			// Pages carry CSRF tokens and personal data: no shared caches.
+			if !strings.HasPrefix(c.Path(), "/static") {
+				c.Response().Header().Set("Cache-Control", "no-store")
+			}
+			return next(c)
+		}
+	})
+}
+
+func isSandbox(c echo.Context) bool {
+	return strings.HasPrefix(c.Request().URL.Path, "/sandbox")
+}
+
+// csp allows no script at all and lets forms (and the redirects they answer with) go
+// only to this site and the Alipay gateway.
+func (h *Handler) csp() string {
+	formAction := "'self'"
+	if u, err := url.Parse(h.cfg.Gateway); err == nil && u.Host != "" {
+		formAction += " " + u.Scheme + "://" + u.Host
+	}
+	return "default-src 'none'; img-src 'self' data:; style-src 'self'; form-action " + formAction +
+		"; frame-ancestors 'none'; base-uri 'none'"
+}
+
+// timeoutCtx bounds calls to Alipay made while a shopper waits.
+func timeoutCtx(c echo.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.Request().Context(), 15*time.Second)
+}

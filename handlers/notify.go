@@ -1,0 +1,54 @@
+package handlers
+
+import (
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+)
+
+// checkOrder is Alipay's notify. The answer is exactly "success" once the transaction
+// that applied (or had already applied) the notify has committed, and "fail" for
+// anything else, so Alipay keeps resending until the shop really has it.
+func (h *Handler) checkOrder(c echo.Context) error {
+	r := c.Request()
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, maxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			h.log.WarnContext(r.Context(), "notify body too large", "limit", maxBody)
+		} else {
+			h.log.WarnContext(r.Context(), "notify body unreadable", "err", err)
+		}
+		return c.String(http.StatusOK, "fail")
+	}
+	ev, err := h.pay.HandleNotify(r.Context(), body, r.Header.Get(echo.HeaderContentType), RequestID(r.Context()))
+	if err != nil {
+		h.log.ErrorContext(r.Context(), "notify not stored", "err", err)
+		return c.String(http.StatusOK, "fail")
+	}
+	if !ev.Acknowledged() {
+		return c.String(http.StatusOK, "fail")
+	}
+	return c.String(http.StatusOK, "success")
+}
+
+// showMsg is Alipay's browser return: verified, confirmed with trade.query when the
+// order is still unpaid, then shown to its owner.
+func (h *Handler) showMsg(c echo.Context) error {
+	ctx, stop := timeoutCtx(c)
+	defer stop()
+	o, err := h.pay.HandleReturn(ctx, c.QueryParams(), RequestID(ctx))
+	if err != nil {
+		return err
+	}
+	u, err := requireUser(c, c.Request().URL.RequestURI())
+	if answered(c) || err != nil {
+		return err
+	}
+	if o.UserID != u.ID {
+		return errNotFound
+	}
+	return h.renderOrder(c, o, true)
+}

@@ -1,0 +1,125 @@
+package handlers
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gorilla/sessions"
+	"github.com/labstack/echo/v4"
+
+	"storefront/views"
+)
+
+// sessionName is the session cookie's name.
+const sessionName = "shop_session"
+
+// NewSessionStore returns the cookie session store: signed and encrypted with keys
+// derived from the secret, HttpOnly, SameSite=Lax, Secure when the site is https.
+func NewSessionStore(hashKey, blockKey []byte, secure bool) *sessions.CookieStore {
+	s := sessions.NewCookieStore(hashKey, blockKey)
+	s.Options = &sessions.Options{
+		Path:     "/",
+		MaxAge:   7 * 24 * 3600,
+		HttpOnly: true,
+		Secure:   secure,
+		SameSite: http.SameSiteLaxMode,
+	}
+	s.MaxAge(s.Options.MaxAge)
+	return s
+}
+
+type sessionUser struct {
+	ID    int64
+	Email string
+}
+
+// loadSession decodes the session once per request. A cookie that fails to decode
+// (old key, tampering) is treated as logged out rather than as an error.
+func (h *Handler) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if isSandbox(c) || c.Path() == "/check_order" || strings.HasPrefix(c.Path(), "/static") || c.Path() == "/healthz" {
+			return next(c)
+		}
+		sess, _ := h.cfg.Sessions.Get(c.Request(), sessionName)
+		c.Set("session", sess)
+		if id, ok := sess.Values["uid"].(int64); ok && id > 0 {
+			email, _ := sess.Values["email"].(string)
+			c.Set("user", sessionUser{ID: id, Email: email})
+		}
+		return next(c)
+	}
+}
+
+func session(c echo.Context) *sessions.Session {
+	if s, ok := c.Get("session").(*sessions.Session); ok {
+		return s
+	}
+	return sessions.NewSession(nil, sessionName)
+}
+
+func currentUser(c echo.Context) (sessionUser, bool) {
+	u, ok := c.Get("user").(sessionUser)
+	return u, ok
+}
+
+// requireUser returns the logged-in user, or a redirect to the login page that comes
+// back to next.
+func requireUser(c echo.Context, next string) (sessionUser, error) {
+	if u, ok := currentUser(c); ok {
+		return u, nil
+	}
+	return sessionUser{}, c.Redirect(http.StatusSeeOther, "/login?next="+url.QueryEscape(next))
+}
+
+// errRedirected tells a handler that requireUser already answered.
+func answered(c echo.Context) bool { return c.Response().Committed }
+
+func (h *Handler) saveSession(c echo.Context, s *sessions.Session) error {
+	return h.cfg.Sessions.Save(c.Request(), c.Response(), s)
+}
+
+// flash stores a one-time notice shown on the next page.
+func (h *Handler) flash(c echo.Context, msg string) {
+	s := session(c)
+	s.AddFlash(msg)
+	if err := h.saveSession(c, s); err != nil {
+		h.log.WarnContext(c.Request().Context(), "saving flash", "err", err)
+	}
+}
+
+// layout builds the page frame for c, consuming any flash.
+func (h *Handler) layout(c echo.Context, title string) views.Layout {
+	l := views.Layout{Title: title}
+	if tok, ok := c.Get("csrf").(string); ok {
+		l.CSRF = tok
+	}
+	if u, ok := currentUser(c); ok {
+		l.Email = u.Email
+	}
+	if s, ok := c.Get("session").(*sessions.Session); ok && len(s.Values) > 0 {
+		if fs := s.Flashes(); len(fs) > 0 {
+			if msg, ok := fs[0].(string); ok {
+				l.Flash = msg
+			}
+			if err := h.saveSession(c, s); err != nil {
+				h.log.WarnContext(c.Request().Context(), "saving session", "err", err)
+			}
+		}
+	}
+	return l
+}
+
+// safeNext keeps next only if it is a path on this site: no scheme, no host, no
+// "//evil" or "/\evil" that browsers read as another host.
+func safeNext(next string) string {
+	if next == "" || next[0] != '/' || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
+		strings.ContainsAny(next, "\r\n\t") {
+		return "/"
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
+		return "/"
+	}
+	return next
+}

@@ -1,0 +1,337 @@
+package payment
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/smartwalle/alipay/v3"
+
+	"storefront/money"
+	"storefront/shanghai"
+	"storefront/store"
+)
+
+// Errors the handlers map to pages.
+var (
+	ErrBadSignature = errors.New("alipay signature does not verify")
+	ErrForeignApp   = errors.New("message is for another app or seller")
+	ErrAlreadyPaid  = errors.New("order was paid at Alipay")
+	ErrGatewayDown  = errors.New("alipay did not answer")
+)
+
+// Alipay trade statuses.
+const (
+	WaitBuyerPay  = "WAIT_BUYER_PAY"
+	TradeSuccess  = "TRADE_SUCCESS"
+	TradeFinished = "TRADE_FINISHED"
+	TradeClosed   = "TRADE_CLOSED"
+)
+
+// Config is what the rules need to know about this merchant.
+type Config struct {
+	AppID          string
+	SellerID       string // "" = not checked
+	PublicURL      string // base of notify_url and return_url, no trailing slash
+	ReconcileAfter time.Duration
+}
+
+// Service applies the Alipay rules to the shop's orders.
+type Service struct {
+	gw  Gateway
+	st  *store.Store
+	cfg Config
+	now func() time.Time
+	log *slog.Logger
+}
+
+// NewService wires the rules; now is the clock (nil = time.Now).
+func NewService(gw Gateway, st *store.Store, cfg Config, now func() time.Time, log *slog.Logger) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.ReconcileAfter <= 0 {
+		cfg.ReconcileAfter = 5 * time.Minute
+	}
+	return &Service{gw: gw, st: st, cfg: cfg, now: now, log: log}
+}
+
+// NewOutTradeNo returns yyyyMMddHHmmss (Beijing) + 12 random digits: sortable by time,
+// within Alipay's 64 [0-9A-Za-z_] chars, and not guessable from a neighbour's number.
+func NewOutTradeNo(now time.Time) string {
+	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000_000_000))
+	if err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return now.In(shanghai.Location()).Format("20060102150405") + fmt.Sprintf("%012d", n.Int64())
+}
+
+// PayURL signs a page-pay request for o (first purchase or "pay again": same
+// out_trade_no, same amount) and schedules the reconciliation query in case the
+// notify never comes.
+func (s *Service) PayURL(ctx context.Context, o store.Order) (string, error) {
+	var p alipay.TradePagePay
+	p.NotifyURL = s.cfg.PublicURL + "/check_order"
+	p.ReturnURL = s.cfg.PublicURL + "/show_msg"
+	p.Subject = o.Subject
+	p.OutTradeNo = o.OutTradeNo
+	p.TotalAmount = o.Total.String()
+	p.ProductCode = "FAST_INSTANT_TRADE_PAY"
+	// Alipay's time_expire has second precision: round down so Alipay never accepts a
+	// payment after the shop considers the order expired.
+	p.TimeExpire = shanghai.Format(o.ExpiresAt.Truncate(time.Second))
+	u, err := s.gw.TradePagePay(p)
+	if err != nil {
+		return "", fmt.Errorf("signing page pay: %w", err)
+	}
+	now := s.now()
+	if err := s.st.MarkSentToCashier(ctx, o.ID, now, now.Add(s.cfg.ReconcileAfter)); err != nil {
+		return "", err
+	}
+	return u.String(), nil
+}
+
+// HandleNotify applies one notify body by DESIGN "Notify and return rules" and returns
+// the recorded event. Answer "success" only if err is nil and ev.Acknowledged().
+func (s *Service) HandleNotify(ctx context.Context, body []byte, contentType, requestID string) (store.Event, error) {
+	ev := store.Event{Source: store.SourceNotify, RequestID: requestID}
+	f, err := ParseForm(body, contentType)
+	if err != nil || len(f.Raw) == 0 {
+		ev.Raw = strconv.Quote(truncate(string(body), 2048))
+		return s.reject(ctx, ev, "unreadable or empty body")
+	}
+	v := f.Values
+	ev.Raw, ev.OutTradeNo, ev.NotifyID, ev.TradeStatus = rawJSON(v), v.Get("out_trade_no"), v.Get("notify_id"), v.Get("trade_status")
+	if reason := s.checkSigned(ctx, f); reason != "" {
+		return s.reject(ctx, ev, reason)
+	}
+	return s.apply(ctx, ev, v.Get("total_amount"), store.Payment{
+		TradeNo: v.Get("trade_no"), BuyerID: v.Get("buyer_id"), BuyerLogonID: v.Get("buyer_logon_id"),
+		PaidAt: s.alipayTime(v.Get("gmt_payment")),
+	})
+}
+
+// checkSigned runs the checks every Alipay message needs before its content counts:
+// the signature with Alipay's key, then app_id and seller_id. "" means all passed.
+func (s *Service) checkSigned(ctx context.Context, f Form) string {
+	if f.Raw.Get("sign") == "" {
+		return "missing sign"
+	}
+	if err := s.gw.VerifySign(ctx, signed(f.Raw)); err != nil {
+		return "bad signature"
+	}
+	if got := f.Values.Get("app_id"); got != s.cfg.AppID {
+		return "app_id " + strconv.Quote(got) + " is not ours"
+	}
+	if s.cfg.SellerID != "" && f.Values.Get("seller_id") != s.cfg.SellerID {
+		return "seller_id " + strconv.Quote(f.Values.Get("seller_id")) + " is not ours"
+	}
+	return ""
+}
+
+// apply acts on a verified trade_status for ev.OutTradeNo (notify or query answer).
+func (s *Service) apply(ctx context.Context, ev store.Event, amount string, p store.Payment) (store.Event, error) {
+	o, err := s.st.OrderByNo(ctx, ev.OutTradeNo)
+	if errors.Is(err, store.ErrNotFound) {
+		return s.reject(ctx, ev, "unknown out_trade_no")
+	} else if err != nil {
+		return ev, err
+	}
+	fen, err := money.Parse(amount)
+	if err != nil {
+		return s.reject(ctx, ev, "bad total_amount "+strconv.Quote(amount))
+	}
+	if fen != o.Total {
+		// Verified but contradicting the order: keep it for the operator, never apply.
+		ev.Verdict, ev.Reason = store.VerdictFlagged, "total_amount "+fen.String()+" != order amount "+o.Total.String()
+		return s.record(ctx, ev)
+	}
+	switch ev.TradeStatus {
+	case TradeSuccess, TradeFinished:
+		p.Amount = fen
+		if p.PaidAt.IsZero() {
+			p.PaidAt = s.now()
+		}
+		ev, err = s.st.ApplyPaid(ctx, ev, p)
+	case TradeClosed:
+		ev, err = s.st.ApplyClosed(ctx, ev, store.StatusClosed)
+	case WaitBuyerPay:
+		ev.Verdict, ev.Reason = store.VerdictIgnored, "buyer has not paid yet"
+		return s.record(ctx, ev)
+	default:
+		return s.reject(ctx, ev, "unknown trade_status "+strconv.Quote(ev.TradeStatus))
+	}
+	if err == nil {
+		s.logEvent(ctx, ev)
+	}
+	return ev, err
+}
+
+func (s *Service) reject(ctx context.Context, ev store.Event, reason string) (store.Event, error) {
+	ev.Verdict, ev.Reason = store.VerdictRejected, reason
+	return s.record(ctx, ev)
+}
+
+func (s *Service) record(ctx context.Context, ev store.Event) (store.Event, error) {
+	ev, err := s.st.RecordEvent(ctx, ev)
+	if err == nil {
+		s.logEvent(ctx, ev)
+	}
+	return ev, err
+}
+
+func (s *Service) logEvent(ctx context.Context, ev store.Event) {
+	level := slog.LevelInfo
+	if ev.Verdict == store.VerdictRejected || ev.Verdict == store.VerdictFlagged {
+		level = slog.LevelWarn
+	}
+	s.log.Log(ctx, level, "payment event", "source", ev.Source, "out_trade_no", ev.OutTradeNo,
+		"trade_status", ev.TradeStatus, "verdict", ev.Verdict, "reason", ev.Reason, "request_id", ev.RequestID)
+}
+
+// HandleReturn checks Alipay's browser return (display only: it carries no
+// trade_status) and, if the order is still unpaid, confirms with alipay.trade.query.
+// It returns the order as it now stands.
+func (s *Service) HandleReturn(ctx context.Context, q url.Values, requestID string) (store.Order, error) {
+	f, err := DecodeValues(q, "")
+	if err != nil {
+		return store.Order{}, ErrBadSignature
+	}
+	ev := store.Event{Source: store.SourceReturn, RequestID: requestID, Raw: rawJSON(f.Values),
+		OutTradeNo: f.Values.Get("out_trade_no")}
+	if reason := s.checkSigned(ctx, f); reason != "" {
+		if _, err := s.reject(ctx, ev, reason); err != nil {
+			return store.Order{}, err
+		}
+		return store.Order{}, ErrBadSignature
+	}
+	o, err := s.st.OrderByNo(ctx, ev.OutTradeNo)
+	if err != nil {
+		return store.Order{}, err
+	}
+	ev.Verdict, ev.Reason = store.VerdictVerified, "return verified; display only"
+	if _, err := s.record(ctx, ev); err != nil {
+		return store.Order{}, err
+	}
+	if o.Status != store.StatusUnpaid {
+		return o, nil
+	}
+	if _, err := s.Reconcile(ctx, o, requestID); err != nil {
+		// The page still shows the order; the notify or the worker will settle it.
+		s.log.WarnContext(ctx, "query on return failed", "out_trade_no", o.OutTradeNo, "err", err)
+	}
+	return s.st.OrderByNo(ctx, o.OutTradeNo)
+}
+
+// Reconcile asks alipay.trade.query about o and applies the answer by the notify rules.
+func (s *Service) Reconcile(ctx context.Context, o store.Order, requestID string) (store.Event, error) {
+	rsp, err := s.gw.TradeQuery(ctx, alipay.TradeQuery{OutTradeNo: o.OutTradeNo})
+	var rspErr alipay.Error
+	if rsp != nil {
+		rspErr = rsp.Error
+	}
+	code, err := subCode(rspErr, err)
+	if err != nil {
+		return store.Event{}, fmt.Errorf("%w: %v", ErrGatewayDown, err)
+	}
+	ev := store.Event{Source: store.SourceQuery, RequestID: requestID, OutTradeNo: o.OutTradeNo}
+	raw, _ := json.Marshal(rsp)
+	ev.Raw = string(raw)
+	if code == "ACQ.TRADE_NOT_EXIST" {
+		ev.Verdict, ev.Reason = store.VerdictIgnored, "trade not created at Alipay (cashier never opened)"
+		return s.record(ctx, ev)
+	}
+	if code != "" {
+		return s.reject(ctx, ev, "trade.query answered "+code)
+	}
+	if rsp.OutTradeNo != "" && rsp.OutTradeNo != o.OutTradeNo {
+		return s.reject(ctx, ev, "trade.query answered about "+rsp.OutTradeNo)
+	}
+	ev.TradeStatus = string(rsp.TradeStatus)
+	return s.apply(ctx, ev, rsp.TotalAmount, store.Payment{
+		TradeNo: rsp.TradeNo, BuyerID: rsp.BuyerUserId, BuyerLogonID: rsp.BuyerLogonId,
+		PaidAt: s.alipayTime(rsp.SendPayDate),
+	})
+}
+
+// Cancel closes an unpaid order at the shopper's request: alipay.trade.close first,
+// so Alipay stops accepting payment. If Alipay says the trade is already paid, the
+// order becomes paid instead and ErrAlreadyPaid is returned.
+func (s *Service) Cancel(ctx context.Context, o store.Order, requestID string) error {
+	return s.close(ctx, o, store.StatusCancelled, requestID)
+}
+
+// Expire closes an unpaid order past its time_expire, by the same rule as Cancel.
+func (s *Service) Expire(ctx context.Context, o store.Order, requestID string) error {
+	return s.close(ctx, o, store.StatusClosed, requestID)
+}
+
+func (s *Service) close(ctx context.Context, o store.Order, status, requestID string) error {
+	if o.Status != store.StatusUnpaid {
+		return store.ErrNotUnpaid
+	}
+	rsp, err := s.gw.TradeClose(ctx, alipay.TradeClose{OutTradeNo: o.OutTradeNo})
+	var rspErr alipay.Error
+	if rsp != nil {
+		rspErr = rsp.Error
+	}
+	code, err := subCode(rspErr, err)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrGatewayDown, err)
+	}
+	switch code {
+	case "", "ACQ.TRADE_NOT_EXIST":
+		// Closed at Alipay, or never opened there: nobody can pay it any more.
+	case "ACQ.TRADE_STATUS_ERROR":
+		// Paid (or already closed) at Alipay: the query decides which.
+		ev, err := s.Reconcile(ctx, o, requestID)
+		if err != nil {
+			return err
+		}
+		if ev.TradeStatus == TradeSuccess || ev.TradeStatus == TradeFinished {
+			return ErrAlreadyPaid
+		}
+		if ev.TradeStatus != TradeClosed {
+			return fmt.Errorf("%w: trade.close refused and trade is %s", ErrGatewayDown, ev.TradeStatus)
+		}
+	default:
+		return fmt.Errorf("%w: trade.close answered %s", ErrGatewayDown, code)
+	}
+	raw, _ := json.Marshal(rsp)
+	ev := store.Event{Source: store.SourceClose, RequestID: requestID, OutTradeNo: o.OutTradeNo, Raw: string(raw),
+		TradeStatus: TradeClosed}
+	ev, err = s.st.ApplyClosed(ctx, ev, status)
+	if err != nil {
+		return err
+	}
+	s.logEvent(ctx, ev)
+	if ev.Verdict != store.VerdictApplied {
+		return store.ErrNotUnpaid
+	}
+	return nil
+}
+
+func (s *Service) alipayTime(v string) time.Time {
+	t, err := shanghai.Parse(v)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

@@ -1,0 +1,100 @@
+package payment
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"storefront/store"
+)
+
+// batch bounds one pass of a worker so a backlog is worked off in slices and a
+// shutdown never waits for thousands of gateway calls.
+const batch = 50
+
+// maxBackoff caps the wait between two reconciliation queries for one order.
+const maxBackoff = time.Hour
+
+// RunWorkers runs expiry and reconciliation every interval until ctx is done. Both
+// work off the database, so a restarted shop picks up where it stopped.
+func (s *Service) RunWorkers(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		// Expiry first: an order past its TTL is closed (or found paid) rather than queried.
+		if _, err := s.ExpireDue(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("expiry worker", "err", err)
+		}
+		if _, err := s.ReconcileDue(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("reconcile worker", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			s.log.Info("workers stopped")
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ExpireDue closes unpaid orders past their expiry (trade.close first, same race rule
+// as Cancel) and returns how many it closed or found paid.
+func (s *Service) ExpireDue(ctx context.Context) (int, error) {
+	os, err := s.st.DueForExpiry(ctx, s.now(), batch)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, o := range os {
+		if ctx.Err() != nil {
+			return n, ctx.Err()
+		}
+		err := s.Expire(ctx, o, "worker:expiry")
+		switch {
+		case err == nil:
+			n++
+			s.log.Info("order expired", "out_trade_no", o.OutTradeNo)
+		case errors.Is(err, ErrAlreadyPaid):
+			n++
+			s.log.Info("expiring order found paid at Alipay", "out_trade_no", o.OutTradeNo)
+		case errors.Is(err, store.ErrNotUnpaid):
+		default:
+			s.log.Warn("expiry failed; will retry", "out_trade_no", o.OutTradeNo, "err", err)
+		}
+	}
+	return n, nil
+}
+
+// ReconcileDue queries Alipay about unpaid orders whose notify is overdue and applies
+// the answers; it returns how many orders changed state.
+func (s *Service) ReconcileDue(ctx context.Context) (int, error) {
+	now := s.now()
+	os, err := s.st.DueForReconcile(ctx, now, batch)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, o := range os {
+		if ctx.Err() != nil {
+			return n, ctx.Err()
+		}
+		ev, err := s.Reconcile(ctx, o, "worker:reconcile")
+		if err != nil {
+			s.log.Warn("reconcile query failed; will retry", "out_trade_no", o.OutTradeNo, "err", err)
+		} else if ev.Verdict == store.VerdictApplied {
+			n++
+			s.log.Info("order reconciled", "out_trade_no", o.OutTradeNo, "trade_status", ev.TradeStatus)
+			continue
+		}
+		// Still unpaid (or Alipay unreachable): ask again later, backing off.
+		tries := o.ReconcileTries + 1
+		wait := s.cfg.ReconcileAfter << min(tries, 10)
+		if wait > maxBackoff || wait <= 0 {
+			wait = maxBackoff
+		}
+		if err := s.st.ScheduleReconcile(ctx, o.ID, now.Add(wait), tries); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}

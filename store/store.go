@@ -1,0 +1,135 @@
+// Package store keeps the shop's data in SQLite through sqlx. It knows orders, goods,
+// users and payment events, and the rules of their state; it knows no HTTP and no pages.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+)
+
+// SchemaVersion is the PRAGMA user_version that schema.sql sets.
+const SchemaVersion = 1
+
+// Named errors; handlers map them to HTTP statuses in one place.
+var (
+	ErrNotFound      = errors.New("not found")
+	ErrEmailTaken    = errors.New("email already registered")
+	ErrOutOfStock    = errors.New("out of stock")
+	ErrGoodsGone     = errors.New("goods no longer on sale")
+	ErrEmptyOrder    = errors.New("order has no lines")
+	ErrNotUnpaid     = errors.New("order is not unpaid")
+	ErrExpired       = errors.New("order has expired")
+	ErrBadQuantity   = errors.New("quantity must be 1 to 99")
+	ErrSchemaTooNew  = errors.New("database schema is newer than this program")
+	ErrTooManyInCart = errors.New("too many lines in cart")
+)
+
+// Store is the shop's database. Reads go through a pool; writes go through a single
+// connection, because SQLite has one writer anyway: queuing in Go is cheaper and fairer
+// than many connections spinning on SQLITE_BUSY.
+type Store struct {
+	db  *sqlx.DB // readers
+	wdb *sqlx.DB // the one writer
+	now func() time.Time
+}
+
+// DSN returns the go-sqlite3 DSN for path with the pragmas every connection needs:
+// WAL (readers never block the writer), a busy timeout, foreign keys, and BEGIN
+// IMMEDIATE so a transaction takes the write lock up front instead of failing to
+// upgrade mid-way. synchronous=NORMAL in WAL mode survives a killed process (the WAL is
+// in the OS page cache); only a power loss can drop the last commits, and reconciliation
+// with alipay.trade.query repairs those.
+func DSN(path string) string {
+	q := url.Values{}
+	q.Set("_journal_mode", "WAL")
+	q.Set("_busy_timeout", "10000")
+	q.Set("_foreign_keys", "on")
+	q.Set("_synchronous", "NORMAL")
+	q.Set("_txlock", "immediate")
+	return "file:" + path + "?" + q.Encode()
+}
+
+// Open opens (creating if needed) the database at path and applies schema.
+// now is the clock used for created/updated times; nil means time.Now.
+func Open(path, schema string, now func() time.Time) (*Store, error) {
+	if now == nil {
+		now = time.Now
+	}
+	wdb, err := sqlx.Open("sqlite3", DSN(path))
+	if err != nil {
+		return nil, err
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetConnMaxIdleTime(0)
+	if err := migrate(wdb, schema); err != nil {
+		wdb.Close()
+		return nil, err
+	}
+	db, err := sqlx.Open("sqlite3", DSN(path))
+	if err != nil {
+		wdb.Close()
+		return nil, err
+	}
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
+	return &Store{db: db, wdb: wdb, now: now}, nil
+}
+
+func migrate(db *sqlx.DB, schema string) error {
+	var v int
+	if err := db.Get(&v, "PRAGMA user_version"); err != nil {
+		return fmt.Errorf("store: reading schema version: %w", err)
+	}
+	if v > SchemaVersion {
+		return fmt.Errorf("%w: database %d, program %d", ErrSchemaTooNew, v, SchemaVersion)
+	}
+	// Version 1 is the whole schema; later versions add their steps after this one.
+	if _, err := db.Exec(schema); err != nil {
+		return fmt.Errorf("store: applying schema: %w", err)
+	}
+	return nil
+}
+
+// Close closes both pools.
+func (s *Store) Close() error {
+	return errors.Join(s.db.Close(), s.wdb.Close())
+}
+
+// Ping checks the database answers (for /healthz).
+func (s *Store) Ping(ctx context.Context) error {
+	return s.db.PingContext(ctx)
+}
+
+// IntegrityCheck runs PRAGMA integrity_check and returns its first line ("ok" if sound).
+func (s *Store) IntegrityCheck(ctx context.Context) (string, error) {
+	var res string
+	err := s.db.GetContext(ctx, &res, "PRAGMA integrity_check")
+	return res, err
+}
+
+// inTx runs fn in a write transaction, committing if it returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	tx, err := s.wdb.BeginTxx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func notFound(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	return err
+}
