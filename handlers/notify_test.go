@@ -1,0 +1,281 @@
+package handlers_test
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"golang.org/x/text/encoding/simplifiedchinese"
+
+	"storefront/shoptest"
+	"storefront/store"
+)
+
+var buyerSeq atomic.Int64
+
+// newOrder signs up a shopper and buys goods id once; the cashier is never opened.
+func newOrder(t *testing.T, shop *shoptest.Shop, gid int64) store.Order {
+	t.Helper()
+	b := shop.Browser()
+	b.Signup(t, fmt.Sprintf("buyer%d@example.com", buyerSeq.Add(1)))
+	o, _ := b.Buy(t, gid, 1)
+	return o
+}
+
+func TestNotifyTable(t *testing.T) {
+	shop := shoptest.New(t, shoptest.Options{NoEmulator: true})
+	gid := shop.Demo(t, "小米手环", 19900, nil)
+	otherKey, _ := rsa.GenerateKey(rand.Reader, 1024)
+
+	tests := []struct {
+		name    string
+		mutate  func(o store.Order, v url.Values) string // returns the body to post
+		answer  string
+		status  string
+		verdict string
+	}{
+		{"valid", func(o store.Order, v url.Values) string { return v.Encode() }, "success", store.StatusPaid, store.VerdictApplied},
+		{"forged signature", func(o store.Order, v url.Values) string {
+			v.Set("sign", shoptest.SignAlipay(otherKey, v))
+			return v.Encode()
+		}, "fail", store.StatusUnpaid, store.VerdictRejected},
+		{"tampered after signing", func(o store.Order, v url.Values) string {
+			v.Set("buyer_logon_id", "someone@else")
+			return v.Encode()
+		}, "fail", store.StatusUnpaid, store.VerdictRejected},
+		{"wrong app_id", func(o store.Order, v url.Values) string {
+			v.Set("app_id", "2021999999999999")
+			return shop.Resign(v).Encode()
+		}, "fail", store.StatusUnpaid, store.VerdictRejected},
+		{"wrong seller_id", func(o store.Order, v url.Values) string {
+			v.Set("seller_id", "2088999999999999")
+			return shop.Resign(v).Encode()
+		}, "fail", store.StatusUnpaid, store.VerdictRejected},
+		{"amount off by one fen", func(o store.Order, v url.Values) string {
+			v.Set("total_amount", (o.Total - 1).String())
+			return shop.Resign(v).Encode()
+		}, "fail", store.StatusUnpaid, store.VerdictFlagged},
+		{"amount loosely spelled", func(o store.Order, v url.Values) string {
+			v.Set("total_amount", o.Total.String()+"0")
+			return shop.Resign(v).Encode()
+		}, "fail", store.StatusUnpaid, store.VerdictRejected},
+		{"TRADE_CLOSED on unpaid order", func(o store.Order, v url.Values) string {
+			v.Set("trade_status", "TRADE_CLOSED")
+			return shop.Resign(v).Encode()
+		}, "success", store.StatusClosed, store.VerdictApplied},
+		{"WAIT_BUYER_PAY", func(o store.Order, v url.Values) string {
+			v.Set("trade_status", "WAIT_BUYER_PAY")
+			return shop.Resign(v).Encode()
+		}, "success", store.StatusUnpaid, store.VerdictIgnored},
+		{"unknown trade_status", func(o store.Order, v url.Values) string {
+			v.Set("trade_status", "TRADE_PENDING")
+			return shop.Resign(v).Encode()
+		}, "fail", store.StatusUnpaid, store.VerdictRejected},
+		{"missing sign", func(o store.Order, v url.Values) string {
+			v.Del("sign")
+			return v.Encode()
+		}, "fail", store.StatusUnpaid, store.VerdictRejected},
+		{"empty body", func(o store.Order, v url.Values) string { return "" }, "fail", store.StatusUnpaid, ""},
+		{"garbage body", func(o store.Order, v url.Values) string { return "%zz&&==" }, "fail", store.StatusUnpaid, ""},
+		{"empty field kept in body", func(o store.Order, v url.Values) string {
+			// Alipay drops empty values when signing; a notify carrying body= must still verify.
+			return v.Encode() + "&body="
+		}, "success", store.StatusPaid, store.VerdictApplied},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := newOrder(t, shop, gid)
+			body := tt.mutate(o, shop.NotifyFor(o, "2026112222001400000000000001"))
+			got := shop.PostNotify(t, body, "application/x-www-form-urlencoded; charset=utf-8")
+			if got != tt.answer {
+				t.Fatalf("answer %q, want %q", got, tt.answer)
+			}
+			after := shop.Order(t, o.OutTradeNo)
+			if after.Status != tt.status {
+				t.Fatalf("status %s, want %s", after.Status, tt.status)
+			}
+			if tt.status == store.StatusUnpaid && after.TradeNo != "" {
+				t.Fatalf("trade_no stored on a refused notify: %q", after.TradeNo)
+			}
+			evs, err := shop.Store.EventsForOrder(context.Background(), o.OutTradeNo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.verdict == "" {
+				return // an unreadable body names no order
+			}
+			if len(evs) != 1 || evs[0].Verdict != tt.verdict || evs[0].Source != store.SourceNotify {
+				t.Fatalf("events %+v, want one %s notify event", evs, tt.verdict)
+			}
+		})
+	}
+}
+
+func TestNotifyUnknownOrder(t *testing.T) {
+	shop := shoptest.New(t, shoptest.Options{NoEmulator: true})
+	v := shop.NotifyFor(store.Order{OutTradeNo: "20261122000000999999999999", Total: 100, Subject: "x"}, "1")
+	if got := shop.PostNotify(t, v.Encode(), "application/x-www-form-urlencoded"); got != "fail" {
+		t.Fatalf("answer %q", got)
+	}
+	evs, _ := shop.Store.EventsForOrder(context.Background(), "20261122000000999999999999")
+	if len(evs) != 1 || evs[0].Verdict != store.VerdictRejected || evs[0].OrderID.Valid {
+		t.Fatalf("events %+v", evs)
+	}
+}
+
+func TestNotifyPaidOrderReplaysAndLateClose(t *testing.T) {
+	shop := shoptest.New(t, shoptest.Options{NoEmulator: true})
+	o := newOrder(t, shop, shop.Demo(t, "键盘", 39900, nil))
+	v := shop.NotifyFor(o, "2026112222001400000000000002")
+	for i := 0; i < 3; i++ {
+		if got := shop.PostNotify(t, v.Encode(), "application/x-www-form-urlencoded"); got != "success" {
+			t.Fatalf("delivery %d: %q", i, got)
+		}
+	}
+	// A TRADE_CLOSED arriving after payment must not close a paid order.
+	v.Set("trade_status", "TRADE_CLOSED")
+	shop.Resign(v)
+	if got := shop.PostNotify(t, v.Encode(), "application/x-www-form-urlencoded"); got != "success" {
+		t.Fatalf("late close: %q", got)
+	}
+	after := shop.Order(t, o.OutTradeNo)
+	if after.Status != store.StatusPaid || after.TradeNo != "2026112222001400000000000002" {
+		t.Fatalf("order %+v", after)
+	}
+	evs, _ := shop.Store.EventsForOrder(context.Background(), o.OutTradeNo)
+	verdicts := []string{}
+	for _, e := range evs {
+		verdicts = append(verdicts, e.Verdict)
+	}
+	if strings.Join(verdicts, ",") != "applied,duplicate,duplicate,ignored" {
+		t.Fatalf("verdicts %v", verdicts)
+	}
+}
+
+func TestNotifyConcurrentDuplicates(t *testing.T) {
+	shop := shoptest.New(t, shoptest.Options{NoEmulator: true})
+	o := newOrder(t, shop, shop.Demo(t, "耳机", 89900, nil))
+	body := shop.NotifyFor(o, "2026112222001400000000000003").Encode()
+	var wg sync.WaitGroup
+	answers := make([]string, 8)
+	for i := range answers {
+		wg.Go(func() { answers[i] = shop.PostNotify(t, body, "application/x-www-form-urlencoded") })
+	}
+	wg.Wait()
+	for i, a := range answers {
+		if a != "success" {
+			t.Fatalf("answer %d = %q", i, a)
+		}
+	}
+	evs, _ := shop.Store.EventsForOrder(context.Background(), o.OutTradeNo)
+	applied := 0
+	for _, e := range evs {
+		if e.Verdict == store.VerdictApplied {
+			applied++
+		} else if e.Verdict != store.VerdictDuplicate {
+			t.Fatalf("unexpected verdict %s", e.Verdict)
+		}
+	}
+	if len(evs) != 8 || applied != 1 {
+		t.Fatalf("%d events, %d applied; want 8 events, 1 applied", len(evs), applied)
+	}
+	if shop.Order(t, o.OutTradeNo).Status != store.StatusPaid {
+		t.Fatal("not paid")
+	}
+}
+
+// gbkNotify encodes and signs v as a GBK notify would be: the signature covers the
+// GBK bytes, and the body is percent-encoded GBK.
+func gbkNotify(t *testing.T, key *rsa.PrivateKey, v url.Values) string {
+	t.Helper()
+	enc := simplifiedchinese.GBK.NewEncoder()
+	g := url.Values{}
+	for k, vs := range v {
+		s, err := enc.String(vs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.Set(k, s)
+	}
+	g.Set("charset", "gbk")
+	keys := []string{}
+	for k := range g {
+		if k != "sign" && k != "sign_type" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var content bytes.Buffer
+	for i, k := range keys {
+		if i > 0 {
+			content.WriteByte('&')
+		}
+		content.WriteString(k + "=" + g.Get(k))
+	}
+	sum := sha256.Sum256(content.Bytes())
+	sig, _ := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, sum[:])
+	g.Set("sign", base64.StdEncoding.EncodeToString(sig))
+	return g.Encode()
+}
+
+func TestNotifyGBK(t *testing.T) {
+	shop := shoptest.New(t, shoptest.Options{NoEmulator: true})
+	o := newOrder(t, shop, shop.Demo(t, "保温杯（大号）", 8990, nil))
+	v := shop.NotifyFor(o, "2026112222001400000000000004")
+	v.Set("subject", o.Subject) // Chinese text: differs between GBK and UTF-8 bytes
+	body := gbkNotify(t, shop.Keys.AlipayPriv, v)
+	if !strings.Contains(body, "%") {
+		t.Fatal("body not encoded")
+	}
+	if got := shop.PostNotify(t, body, "application/x-www-form-urlencoded; charset=GBK"); got != "success" {
+		t.Fatalf("GBK notify: %q", got)
+	}
+	if shop.Order(t, o.OutTradeNo).Status != store.StatusPaid {
+		t.Fatal("GBK notify not applied")
+	}
+	evs, _ := shop.Store.EventsForOrder(context.Background(), o.OutTradeNo)
+	if len(evs) != 1 || !strings.Contains(evs[0].Raw, "保温杯（大号）") {
+		t.Fatalf("raw not decoded to UTF-8: %+v", evs)
+	}
+	// The same GBK bytes read as UTF-8 must not verify (and must not crash).
+	o2 := newOrder(t, shop, shop.Demo(t, "帆布包", 5900, nil))
+	v2 := shop.NotifyFor(o2, "2026112222001400000000000005")
+	bad := strings.Replace(gbkNotify(t, shop.Keys.AlipayPriv, v2), "charset=gbk", "charset=utf-8", 1)
+	if got := shop.PostNotify(t, bad, "application/x-www-form-urlencoded"); got != "fail" {
+		t.Fatalf("GBK body claiming utf-8: %q", got)
+	}
+}
+
+func TestNotifyBodyLimit(t *testing.T) {
+	shop := shoptest.New(t, shoptest.Options{NoEmulator: true})
+	o := newOrder(t, shop, shop.Demo(t, "马克杯", 4900, nil))
+	v := shop.NotifyFor(o, "2026112222001400000000000006")
+	v.Set("body", strings.Repeat("x", 70<<10))
+	shop.Resign(v)
+	if got := shop.PostNotify(t, v.Encode(), "application/x-www-form-urlencoded"); got != "fail" {
+		t.Fatalf("oversized notify: %q", got)
+	}
+	if shop.Order(t, o.OutTradeNo).Status != store.StatusUnpaid {
+		t.Fatal("oversized notify applied")
+	}
+	resp, err := http.Get(shop.URL + "/check_order")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("GET /check_order: %d", resp.StatusCode)
+	}
+}

@@ -1,0 +1,113 @@
+package sandbox
+
+import (
+	"context"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/smartwalle/alipay/v3"
+)
+
+func TestExpiry(t *testing.T) {
+	ctx := context.Background()
+	t.Run("timeout_express scaled", func(t *testing.T) {
+		h := newHarness(t, func(c *Config) { c.TimeScale = 60 })
+		p := trade("E1", "1.00")
+		p.TimeoutExpress = "1m"
+		h.open(p)
+		h.clock.Advance(999 * time.Millisecond)
+		if n, _ := h.emu.ExpireDue(ctx); n != 0 {
+			t.Fatal("closed early")
+		}
+		h.clock.Advance(time.Millisecond)
+		if n, err := h.emu.ExpireDue(ctx); n != 1 || err != nil {
+			t.Fatalf("expire: %d %v", n, err)
+		}
+		q, err := h.client.TradeQuery(ctx, alipay.TradeQuery{OutTradeNo: "E1"})
+		if err != nil || q.TradeStatus != alipay.TradeStatusClosed {
+			t.Fatalf("query: %+v %v", q, err)
+		}
+		if code, _ := h.apiPay("E1", ""); code != 409 {
+			t.Fatalf("api pay after close: %d", code)
+		}
+		_, hdr, _ := h.do("POST", h.srv.URL+"/sandbox/cashier/E1/pay", url.Values{})
+		if hdr.Get("X-Sandbox-Error") != "ACQ.TRADE_HAS_CLOSE" {
+			t.Fatalf("cashier pay after close: %q", hdr.Get("X-Sandbox-Error"))
+		}
+	})
+	t.Run("time_expire absolute, not scaled", func(t *testing.T) {
+		h := newHarness(t, func(c *Config) { c.TimeScale = 3600 })
+		p := trade("E2", "1.00")
+		p.TimeExpire = h.clock.Now().Add(3 * time.Second).In(shanghai).Format(alipayTime)
+		h.open(p)
+		h.clock.Advance(2 * time.Second)
+		if n, _ := h.emu.ExpireDue(ctx); n != 0 {
+			t.Fatal("time_expire was scaled")
+		}
+		h.clock.Advance(time.Second)
+		if n, _ := h.emu.ExpireDue(ctx); n != 1 {
+			t.Fatal("time_expire in the past not closed")
+		}
+		if code, _ := h.apiPay("E2", ""); code != 409 {
+			t.Fatalf("pay after close: %d", code)
+		}
+	})
+	t.Run("default timeout and lazy close", func(t *testing.T) {
+		h := newHarness(t, func(c *Config) { c.TimeScale = 3600 })
+		h.open(trade("E3", "1.00")) // 15 days / 3600 = 6 minutes
+		h.clock.Advance(6*time.Minute - time.Second)
+		if code, _ := h.apiPay("E3", "?notify=off"); code != 200 {
+			t.Fatal("could not pay before the default timeout")
+		}
+		h.open(trade("E4", "1.00"))
+		h.clock.Advance(6 * time.Minute)
+		if code, _ := h.apiPay("E4", ""); code != 409 {
+			t.Fatalf("pay after default timeout: %d", code) // closed on access, before ExpireDue runs
+		}
+	})
+	t.Run("cancel keeps waiting", func(t *testing.T) {
+		h := newHarness(t, nil)
+		h.open(trade("E5", "1.00"))
+		code, _, body := h.do("POST", h.srv.URL+"/sandbox/cashier/E5/cancel", url.Values{})
+		if code != 200 || !strings.Contains(body, "您已取消付款") || !strings.Contains(body, `href="http://shop.test/"`) {
+			t.Fatalf("cancel page: %d\n%s", code, body)
+		}
+		tr, _ := getTrade(ctx, h.emu.db, "E5")
+		if tr.Status != statusWait {
+			t.Fatalf("status %s", tr.Status)
+		}
+	})
+}
+
+// TestConsole renders a trade with its deliveries and the action buttons.
+func TestConsole(t *testing.T) {
+	h := newHarness(t, nil)
+	tg := newTarget(t, always(200, "success"))
+	paidTrade(h, tg, "C1", "")
+	h.deliver()
+	h.open(trade("C2", "3.00"))
+	code, hdr, body := h.do("GET", h.srv.URL+"/sandbox/", nil)
+	if code != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/html") || hdr.Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatalf("console: %d %v", code, hdr)
+	}
+	for _, want := range []string{"C1", "C2", "TRADE_SUCCESS", "WAIT_BUYER_PAY", "¥12.34", ">success<", "200",
+		`action="/sandbox/api/trades/C1/notify"`, `action="/sandbox/api/trades/C1/faults"`, `value="wrong_amount"`, "2025-03-01 10:00:00"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("console lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "<script") || strings.Contains(body, "style=") {
+		t.Error("inline script or style")
+	}
+	// Console buttons come back to the console.
+	code, hdr, _ = h.do("POST", h.srv.URL+"/sandbox/api/trades/C1/faults", url.Values{"next": {"drop"}, "back": {"console"}})
+	if code != 303 || hdr.Get("Location") != "/sandbox/" {
+		t.Fatalf("fault from console: %d %s", code, hdr.Get("Location"))
+	}
+	code, hdr, css := h.do("GET", h.srv.URL+"/sandbox/static/sandbox.css", nil)
+	if code != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/css") || !strings.Contains(css, ".amount") {
+		t.Fatalf("css: %d %s", code, hdr.Get("Content-Type"))
+	}
+}

@@ -1,0 +1,227 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/smartwalle/alipay/v3"
+)
+
+const (
+	testAppID    = "2021000000000001"
+	testSellerID = "2088000000000001"
+)
+
+// keyPair holds one RSA key in the PEM forms the tests need.
+type keyPair struct {
+	key     *rsa.PrivateKey
+	pkcs1   []byte
+	pkcs8   []byte
+	pubPKIX []byte
+}
+
+var (
+	keysOnce             sync.Once
+	appKeys, emuKeys, xk keyPair // xk: an unrelated key, for "wrong key" cases
+)
+
+func makeKeyPair(t testing.TB) keyPair {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p8, _ := x509.MarshalPKCS8PrivateKey(k)
+	pub, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	return keyPair{
+		key:     k,
+		pkcs1:   pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)}),
+		pkcs8:   pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8}),
+		pubPKIX: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}),
+	}
+}
+
+// testKeys generates the keys once per test binary: RSA-2048 generation is the slow part.
+func testKeys(t testing.TB) {
+	keysOnce.Do(func() {
+		appKeys, emuKeys, xk = makeKeyPair(t), makeKeyPair(t), makeKeyPair(t)
+	})
+}
+
+// fakeClock is a settable clock for the schedule and expiry tests.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+type harness struct {
+	t      *testing.T
+	emu    *Emulator
+	srv    *httptest.Server
+	clock  *fakeClock
+	cfg    Config
+	client *alipay.Client
+	web    *http.Client // a browser that does not follow redirects
+}
+
+func newHarness(t *testing.T, mod func(*Config)) *harness {
+	t.Helper()
+	testKeys(t)
+	clock := &fakeClock{t: time.Date(2025, 3, 1, 10, 0, 0, 0, shanghai)}
+	cfg := Config{
+		AppID: testAppID, SellerID: testSellerID,
+		AppPublicKeyPEM: appKeys.pubPKIX, PrivateKeyPEM: emuKeys.pkcs1,
+		DBPath: filepath.Join(t.TempDir(), "sandbox.db"), TimeScale: 1, Now: clock.Now,
+		HTTPClient: &http.Client{Timeout: 5 * time.Second},
+		Logger:     discardLogger(),
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	emu, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(emu)
+	h := &harness{t: t, emu: emu, srv: srv, clock: clock, cfg: cfg,
+		web: &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	h.client = h.newClient(testAppID, string(appKeys.pkcs8))
+	t.Cleanup(func() { srv.Close(); emu.Close() })
+	return h
+}
+
+// newClient is the shop's smartwalle client pointed at the emulator.
+func (h *harness) newClient(appID, privPEM string) *alipay.Client {
+	h.t.Helper()
+	c, err := alipay.New(appID, privPEM, false,
+		alipay.WithSandboxGateway(h.srv.URL+"/sandbox/gateway.do"),
+		alipay.WithHTTPClient(&http.Client{Timeout: 5 * time.Second}),
+		alipay.WithTimeLocation(shanghai))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := c.LoadAliPayPublicKey(string(emuKeys.pubPKIX)); err != nil {
+		h.t.Fatal(err)
+	}
+	return c
+}
+
+func (h *harness) pagePayURL(p alipay.TradePagePay) string {
+	h.t.Helper()
+	if p.ProductCode == "" {
+		p.ProductCode = "FAST_INSTANT_TRADE_PAY"
+	}
+	u, err := h.client.TradePagePay(p)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return u.String()
+}
+
+func trade(no, amount string) alipay.TradePagePay {
+	var p alipay.TradePagePay
+	p.OutTradeNo, p.TotalAmount, p.Subject = no, amount, "测试商品"
+	p.ReturnURL, p.NotifyURL = "http://shop.test/show_msg", "http://shop.test/check_order"
+	return p
+}
+
+// do sends a request and returns status, headers and body.
+func (h *harness) do(method, target string, form url.Values) (int, http.Header, string) {
+	h.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, target, body)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := h.web.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+// open shows the cashier for p, failing the test unless it rendered.
+func (h *harness) open(p alipay.TradePagePay) string {
+	h.t.Helper()
+	code, hdr, body := h.do("GET", h.pagePayURL(p), nil)
+	if code != 200 || hdr.Get("X-Sandbox-Error") != "" {
+		h.t.Fatalf("cashier: %d %s\n%s", code, hdr.Get("X-Sandbox-Error"), body)
+	}
+	return body
+}
+
+func (h *harness) apiPay(no string, query string) (int, string) {
+	code, _, body := h.do("POST", h.srv.URL+"/sandbox/api/trades/"+no+"/pay"+query, url.Values{})
+	return code, body
+}
+
+func (h *harness) deliver() int {
+	h.t.Helper()
+	n, err := h.emu.DeliverDue(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return n
+}
+
+// target is a scripted notify receiver.
+type target struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	reqs   []url.Values
+	ctypes []string
+	answer func(i int) (int, string)
+}
+
+func newTarget(t *testing.T, answer func(i int) (int, string)) *target {
+	tg := &target{answer: answer}
+	tg.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		tg.mu.Lock()
+		i := len(tg.reqs)
+		tg.reqs = append(tg.reqs, r.PostForm)
+		tg.ctypes = append(tg.ctypes, r.Header.Get("Content-Type"))
+		tg.mu.Unlock()
+		code, body := tg.answer(i)
+		w.WriteHeader(code)
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(tg.srv.Close)
+	return tg
+}
+
+func (tg *target) requests() []url.Values {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	return append([]url.Values(nil), tg.reqs...)
+}
+
+func always(code int, body string) func(int) (int, string) {
+	return func(int) (int, string) { return code, body }
+}
