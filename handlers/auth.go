@@ -47,7 +47,7 @@ func (h *Handler) signup(c echo.Context) error {
 		// bcrypt reads at most 72 bytes; longer passwords would be silently cut.
 		return h.authForm(c, http.StatusBadRequest, true, email, next, "密码长度需为 8 到 72 个字符。")
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), h.cfg.BcryptCost)
 	if err != nil {
 		return err
 	}

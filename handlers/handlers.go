@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
+	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/time/rate"
 
 	"storefront/payment"
@@ -32,6 +33,8 @@ type Config struct {
 	// Login attempts allowed per client address and per account (per minute, with the
 	// same burst). Zero means the defaults (20 and 5).
 	LoginPerIP, LoginPerAccount rate.Limit
+	// BcryptCost for new passwords; zero means bcrypt.DefaultCost (tests lower it).
+	BcryptCost int
 }
 
 // Handler holds what every handler needs.
@@ -51,6 +54,9 @@ func New(cfg Config) *echo.Echo {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.BcryptCost == 0 {
+		cfg.BcryptCost = bcrypt.DefaultCost
 	}
 	if cfg.OrderTTL <= 0 {
 		cfg.OrderTTL = 30 * time.Minute

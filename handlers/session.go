@@ -82,6 +82,7 @@ func (h *Handler) saveSession(c echo.Context, s *sessions.Session) error {
 // flash stores a one-time notice shown on the next page.
 func (h *Handler) flash(c echo.Context, msg string) {
 	s := session(c)
+	s.Flashes() // only the latest notice matters; drop any the shopper never saw
 	s.AddFlash(msg)
 	if err := h.saveSession(c, s); err != nil {
 		h.log.WarnContext(c.Request().Context(), "saving flash", "err", err)

@@ -304,6 +304,10 @@ func (s *Service) close(ctx context.Context, o store.Order, status, requestID st
 		if ev.TradeStatus != TradeClosed {
 			return fmt.Errorf("%w: trade.close refused and trade is %s", ErrGatewayDown, ev.TradeStatus)
 		}
+		if ev.Verdict == store.VerdictApplied {
+			// Alipay had already closed it (its own expiry): the query just closed the order.
+			return nil
+		}
 	default:
 		return fmt.Errorf("%w: trade.close answered %s", ErrGatewayDown, code)
 	}

@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"storefront/handlers"
 	"storefront/money"
 	"storefront/payment"
@@ -40,7 +42,7 @@ const (
 
 // Keys are the RSA pairs of a test run: the app's and "Alipay's" (the emulator's).
 type Keys struct {
-	AppPriv, AlipayPriv  *rsa.PrivateKey
+	AppPriv, AlipayPriv   *rsa.PrivateKey
 	AppPrivPEM, AppPubPEM []byte
 	AlipayPrivPEM         []byte
 	AlipayPubPEM          []byte
@@ -161,7 +163,7 @@ func New(t testing.TB, o Options) *Shop {
 		ReconcileAfter: o.ReconcileAfter}, now, o.Logger)
 	cfg := handlers.Config{Store: s.Store, Payments: s.Pay, Static: os.DirFS(filepath.Join(filepath.Dir(SchemaPath()), "static")),
 		Sessions: handlers.NewSessionStore([]byte(strings.Repeat("h", 32)), []byte(strings.Repeat("b", 32)), false),
-		Gateway: gateway, OrderTTL: o.OrderTTL, Now: now, Logger: o.Logger}
+		Gateway:  gateway, OrderTTL: o.OrderTTL, Now: now, Logger: o.Logger, BcryptCost: bcrypt.MinCost}
 	if !o.NoEmulator {
 		s.Emulator, err = sandbox.New(sandbox.Config{AppID: AppID, SellerID: SellerID, AppPublicKeyPEM: s.Keys.AppPubPEM,
 			PrivateKeyPEM: s.Keys.AlipayPrivPEM, DBPath: filepath.Join(s.Dir, "sandbox.db"), Now: now, Logger: o.Logger,
