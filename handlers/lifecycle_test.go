@@ -170,7 +170,7 @@ func TestPayAgainReusesNumberAndAmount(t *testing.T) {
 	}
 	pub, _ := payment.ParsePublicKey(shop.Keys.AppPubPEM)
 	verifyRequest(t, pub, u2.Query()) // freshly signed over its own timestamp
-	shop.OpenCashier(t, u2.String()) // the emulator accepts it: same number, same amount
+	shop.OpenCashier(t, u2.String())  // the emulator accepts it: same number, same amount
 	if os, _, _ := shop.Store.ListOrders(context.Background(), again.UserID, 10, 0); len(os) != 1 {
 		t.Fatal("pay again created another order")
 	}
