@@ -30,7 +30,14 @@ func NewLogHandler(base slog.Handler) *LogHandler { return &LogHandler{base} }
 // Handle adds request_id from ctx.
 func (h *LogHandler) Handle(ctx context.Context, r slog.Record) error {
 	if id := RequestID(ctx); id != "" {
-		r.AddAttrs(slog.String("request_id", id))
+		has := false
+		r.Attrs(func(a slog.Attr) bool {
+			has = a.Key == "request_id"
+			return !has
+		})
+		if !has {
+			r.AddAttrs(slog.String("request_id", id))
+		}
 	}
 	return h.Handler.Handle(ctx, r)
 }
