@@ -1,0 +1,103 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"storefront/money"
+	"storefront/shoptest"
+	"storefront/store"
+)
+
+func schema(t *testing.T) string {
+	b, err := os.ReadFile(shoptest.SchemaPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestOpenIsIdempotentAndRefusesNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shop.db")
+	for i := 0; i < 2; i++ {
+		st, err := store.Open(path, schema(t), nil)
+		if err != nil {
+			t.Fatalf("open %d: %v", i, err)
+		}
+		if res, err := st.IntegrityCheck(context.Background()); err != nil || res != "ok" {
+			t.Fatalf("integrity %q %v", res, err)
+		}
+		st.Close()
+	}
+	db := sqlx.MustOpen("sqlite3", store.DSN(path))
+	var mode string
+	db.Get(&mode, "PRAGMA journal_mode")
+	var v int
+	db.Get(&v, "PRAGMA user_version")
+	if mode != "wal" || v != store.SchemaVersion {
+		t.Fatalf("journal_mode %q, user_version %d", mode, v)
+	}
+	db.MustExec("PRAGMA user_version = 99")
+	db.Close()
+	if _, err := store.Open(path, schema(t), nil); !errors.Is(err, store.ErrSchemaTooNew) {
+		t.Fatalf("newer schema: %v", err)
+	}
+}
+
+func TestApplyPaidOnceUnderConcurrency(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "shop.db"), schema(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	u, _ := st.CreateUser(ctx, "a@example.com", "x")
+	g, _ := st.AddGoods(ctx, store.Goods{Name: "g", Price: 100})
+	o, _, err := st.CreateOrder(ctx, store.NewOrder{OutTradeNo: "T1", UserID: u.ID, Lines: []store.Line{{GoodsID: g.ID, Qty: 1}}, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	verdicts := make(chan string, 16)
+	for i := 0; i < 16; i++ {
+		wg.Go(func() {
+			ev, err := st.ApplyPaid(ctx, store.Event{OutTradeNo: "T1", Source: store.SourceNotify, Raw: "{}"},
+				store.Payment{TradeNo: "A1", Amount: money.Fen(100), PaidAt: time.Now()})
+			if err != nil {
+				t.Error(err)
+			}
+			verdicts <- ev.Verdict
+		})
+	}
+	wg.Wait()
+	close(verdicts)
+	n := map[string]int{}
+	for v := range verdicts {
+		n[v]++
+	}
+	if n[store.VerdictApplied] != 1 || n[store.VerdictDuplicate] != 15 {
+		t.Fatalf("verdicts %v", n)
+	}
+	// The store itself refuses a wrong amount, whatever the caller checked.
+	o2, _, _ := st.CreateOrder(ctx, store.NewOrder{OutTradeNo: "T2", UserID: u.ID, Lines: []store.Line{{GoodsID: g.ID, Qty: 1}}, TTL: time.Hour})
+	ev, _ := st.ApplyPaid(ctx, store.Event{OutTradeNo: "T2", Source: store.SourceQuery, Raw: "{}"}, store.Payment{TradeNo: "A2", Amount: 99})
+	if got, _ := st.OrderByNo(ctx, o2.OutTradeNo); ev.Verdict != store.VerdictFlagged || got.Status != store.StatusUnpaid {
+		t.Fatalf("wrong amount: %s, order %s", ev.Verdict, got.Status)
+	}
+	// Paid after cancel: flagged for the operator, order stays cancelled.
+	if _, err := st.ApplyClosed(ctx, store.Event{OutTradeNo: "T2", Source: store.SourceClose, Raw: "{}"}, store.StatusCancelled); err != nil {
+		t.Fatal(err)
+	}
+	ev, _ = st.ApplyPaid(ctx, store.Event{OutTradeNo: "T2", Source: store.SourceNotify, Raw: "{}"}, store.Payment{TradeNo: "A2", Amount: 100})
+	if got, _ := st.OrderByNo(ctx, "T2"); ev.Verdict != store.VerdictFlagged || got.Status != store.StatusCancelled {
+		t.Fatalf("paid after cancel: %s, order %s", ev.Verdict, got.Status)
+	}
+	_ = o
+}
