@@ -110,7 +110,7 @@ func TestLocalModeZeroConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := verifyRequestSig(pub, u.Query()); err != nil {
+	if err := shoptest.VerifyRequest(pub, u.Query()); err != nil {
 		t.Fatalf("gateway URL does not verify with KEYS_DIR/app_public_key.pem: %v", err)
 	}
 	// And the emulator mounted in the same process accepts it: the cashier page opens.
@@ -148,7 +148,7 @@ func TestSandboxModeWithForeignKeys(t *testing.T) {
 	if u.Host != "openapi-sandbox.dl.alipaydev.com" {
 		t.Fatalf("sandbox gateway %s", u.Host)
 	}
-	if err := verifyRequestSig(&app.PublicKey, u.Query()); err != nil {
+	if err := shoptest.VerifyRequest(&app.PublicKey, u.Query()); err != nil {
 		t.Fatal(err)
 	}
 	st, err := store.Open(env["DB"], schemaSQL, nil)

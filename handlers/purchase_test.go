@@ -2,14 +2,10 @@ package handlers_test
 
 import (
 	"context"
-	"crypto"
 	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -20,27 +16,9 @@ import (
 	"storefront/store"
 )
 
-// verifyRequest checks a page-pay URL the way Alipay does: every param except sign
-// (sign_type included), empty values dropped, sorted by key, raw k=v joined by &.
 func verifyRequest(t *testing.T, pub *rsa.PublicKey, q url.Values) {
 	t.Helper()
-	keys := []string{}
-	for k := range q {
-		if k != "sign" && q.Get(k) != "" {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + "=" + q.Get(k)
-	}
-	sig, err := base64.StdEncoding.DecodeString(q.Get("sign"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256([]byte(strings.Join(parts, "&")))
-	if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, sum[:], sig); err != nil {
+	if err := shoptest.VerifyRequest(pub, q); err != nil {
 		t.Fatalf("gateway URL signature does not verify with the app public key: %v", err)
 	}
 }

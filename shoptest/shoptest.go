@@ -386,3 +386,25 @@ func (s *Shop) Order(t testing.TB, no string) store.Order {
 	}
 	return o
 }
+
+// VerifyRequest checks a page-pay request as Alipay does: every param except sign
+// (sign_type included), empty values dropped, sorted by key, raw k=v joined by &.
+func VerifyRequest(pub *rsa.PublicKey, q url.Values) error {
+	keys := []string{}
+	for k := range q {
+		if k != "sign" && q.Get(k) != "" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + q.Get(k)
+	}
+	sig, err := base64.StdEncoding.DecodeString(q.Get("sign"))
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256([]byte(strings.Join(parts, "&")))
+	return rsa.VerifyPKCS1v15(pub, crypto.SHA256, sum[:], sig)
+}
