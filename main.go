@@ -300,7 +300,7 @@ func newEmulator(cfg config, log *slog.Logger) (*sandbox.Emulator, error) {
 		return nil, err
 	}
 	return sandbox.New(sandbox.Config{AppID: cfg.AppID, SellerID: cfg.SellerID, AppPublicKeyPEM: appPub,
-		PrivateKeyPEM: priv, DBPath: cfg.SandboxDB, TimeScale: cfg.TimeScale, Logger: log.With("party", "sandbox")})
+		PrivateKeyPEM: priv, DBPath: cfg.SandboxDB, TimeScale: cfg.TimeScale, Logger: log})
 }
 
 // runSandbox runs the emulator alone (SANDBOX_ADDR, default 127.0.0.1:9090), so its
