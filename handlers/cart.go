@@ -76,9 +76,11 @@ func (h *Handler) checkout(c echo.Context) error {
 	if answered(c) || err != nil {
 		return err
 	}
-	o, _, err := h.st.Checkout(c.Request().Context(), u.ID, payment.NewOutTradeNo(h.now()), h.cfg.OrderTTL)
+	now := h.now()
+	o, _, err := h.st.Checkout(c.Request().Context(), u.ID, payment.NewOutTradeNo(now), h.cfg.OrderTTL, h.pay.ReconcileAt(now))
 	if err != nil {
 		return err
 	}
-	return h.toCashier(c, o)
+	url, err := h.pay.PayURL(o)
+	return h.toCashier(c, o, url, err)
 }

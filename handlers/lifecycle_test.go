@@ -403,7 +403,7 @@ func TestCartCheckout(t *testing.T) {
 	if r := b.Post(t, "/checkout", nil); r.Status != http.StatusConflict || !strings.Contains(r.Body, "已下架") {
 		t.Fatalf("checkout with withdrawn goods: %d", r.Status)
 	}
-	if os, total, _ := shop.Store.ListOrders(context.Background(), o.UserID, 10, 0); total != 1 || len(os) != 1 {
+	if os, more, _ := shop.Store.ListOrders(context.Background(), o.UserID, 10, 0); more || len(os) != 1 {
 		t.Fatal("refused checkout created an order")
 	}
 }

@@ -36,8 +36,6 @@ func pageParam(c echo.Context) int {
 	return p
 }
 
-func pages(total int) int { return max(1, (total+perPage-1)/perPage) }
-
 // purchase creates an order for one goods and sends the shopper to Alipay's cashier.
 func (h *Handler) purchase(c echo.Context) error {
 	id, err := idParam(c, "id")
@@ -56,19 +54,20 @@ func (h *Handler) purchase(c echo.Context) error {
 	if _, err := h.st.GoodsByID(ctx, id); err != nil {
 		return err
 	}
+	now := h.now()
 	o, _, err := h.st.CreateOrder(ctx, store.NewOrder{
-		OutTradeNo: payment.NewOutTradeNo(h.now()), UserID: u.ID,
-		Lines: []store.Line{{GoodsID: id, Qty: qty}}, TTL: h.cfg.OrderTTL,
+		OutTradeNo: payment.NewOutTradeNo(now), UserID: u.ID,
+		Lines: []store.Line{{GoodsID: id, Qty: qty}}, TTL: h.cfg.OrderTTL, ReconcileAt: h.pay.ReconcileAt(now),
 	})
 	if err != nil {
 		return err
 	}
-	return h.toCashier(c, o)
+	url, err := h.pay.PayURL(o)
+	return h.toCashier(c, o, url, err)
 }
 
-// toCashier answers 303 to the signed gateway URL for o.
-func (h *Handler) toCashier(c echo.Context, o store.Order) error {
-	u, err := h.pay.PayURL(c.Request().Context(), o)
+// toCashier answers 303 to the signed gateway URL u for o.
+func (h *Handler) toCashier(c echo.Context, o store.Order, u string, err error) error {
 	if err != nil {
 		return err
 	}
@@ -82,12 +81,12 @@ func (h *Handler) orders(c echo.Context) error {
 		return err
 	}
 	page := pageParam(c)
-	os, total, err := h.st.ListOrders(c.Request().Context(), u.ID, perPage, (page-1)*perPage)
+	os, more, err := h.st.ListOrders(c.Request().Context(), u.ID, perPage, (page-1)*perPage)
 	if err != nil {
 		return err
 	}
 	return render(c, http.StatusOK, views.Orders(views.OrdersPage{Layout: h.layout(c, "我的订单"), Orders: os,
-		Now: h.now(), Pager: views.Pager{Page: page, Pages: pages(total), Path: "/orders"}}))
+		Now: h.now(), Pager: views.Pager{Page: page, More: more, Path: "/orders"}}))
 }
 
 // ownOrder loads the logged-in shopper's order named in the path; another shopper's
@@ -138,7 +137,8 @@ func (h *Handler) payAgain(c echo.Context) error {
 		}
 		return conflict("订单" + views.StatusText(o.Status) + "，不能再付款。")
 	}
-	return h.toCashier(c, o)
+	url, err := h.pay.PayAgainURL(c.Request().Context(), o)
+	return h.toCashier(c, o, url, err)
 }
 
 func (h *Handler) cancel(c echo.Context) error {
@@ -171,10 +171,10 @@ func (h *Handler) purchases(c echo.Context) error {
 		return err
 	}
 	page := pageParam(c)
-	ps, total, err := h.st.ListPurchases(c.Request().Context(), u.ID, perPage, (page-1)*perPage)
+	ps, more, err := h.st.ListPurchases(c.Request().Context(), u.ID, perPage, (page-1)*perPage)
 	if err != nil {
 		return err
 	}
 	return render(c, http.StatusOK, views.Purchases(views.PurchasesPage{Layout: h.layout(c, "已购商品"), Purchases: ps,
-		Pager: views.Pager{Page: page, Pages: pages(total), Path: "/purchases"}}))
+		Pager: views.Pager{Page: page, More: more, Path: "/purchases"}}))
 }

@@ -76,10 +76,22 @@ func NewOutTradeNo(now time.Time) string {
 	return now.In(shanghai.Location()).Format("20060102150405") + fmt.Sprintf("%012d", n.Int64())
 }
 
-// PayURL signs a page-pay request for o (first purchase or "pay again": same
-// out_trade_no, same amount) and schedules the reconciliation query in case the
-// notify never comes.
-func (s *Service) PayURL(ctx context.Context, o store.Order) (string, error) {
+// ReconcileAt is when to first ask Alipay about an order sent to the cashier at now.
+func (s *Service) ReconcileAt(now time.Time) time.Time { return now.Add(s.cfg.ReconcileAfter) }
+
+// PayAgainURL signs a fresh page-pay request for an existing unpaid order (same
+// out_trade_no, same amount) and restarts its reconciliation schedule.
+func (s *Service) PayAgainURL(ctx context.Context, o store.Order) (string, error) {
+	now := s.now()
+	if err := s.st.MarkSentToCashier(ctx, o.ID, now, s.ReconcileAt(now)); err != nil {
+		return "", err
+	}
+	return s.PayURL(o)
+}
+
+// PayURL signs a page-pay request for o, just created (CreateOrder already scheduled
+// its reconciliation). Signing is the one RSA operation of a purchase.
+func (s *Service) PayURL(o store.Order) (string, error) {
 	var p alipay.TradePagePay
 	p.NotifyURL = s.cfg.PublicURL + "/check_order"
 	p.ReturnURL = s.cfg.PublicURL + "/show_msg"
@@ -93,10 +105,6 @@ func (s *Service) PayURL(ctx context.Context, o store.Order) (string, error) {
 	u, err := s.gw.TradePagePay(p)
 	if err != nil {
 		return "", fmt.Errorf("signing page pay: %w", err)
-	}
-	now := s.now()
-	if err := s.st.MarkSentToCashier(ctx, o.ID, now, now.Add(s.cfg.ReconcileAfter)); err != nil {
-		return "", err
 	}
 	return u.String(), nil
 }
@@ -141,15 +149,28 @@ func (s *Service) checkSigned(ctx context.Context, f Form) string {
 
 // apply acts on a verified trade_status for ev.OutTradeNo (notify or query answer).
 func (s *Service) apply(ctx context.Context, ev store.Event, amount string, p store.Payment) (store.Event, error) {
+	fen, err := money.Parse(amount)
+	if err != nil {
+		return s.reject(ctx, ev, "bad total_amount "+strconv.Quote(amount))
+	}
+	if ev.TradeStatus == TradeSuccess || ev.TradeStatus == TradeFinished {
+		// The hot path: ApplyPaid checks the order exists and the amount matches inside
+		// its own transaction, so no read is needed before it.
+		p.Amount = fen
+		if p.PaidAt.IsZero() {
+			p.PaidAt = s.now()
+		}
+		ev, err = s.st.ApplyPaid(ctx, ev, p)
+		if err == nil {
+			s.logEvent(ctx, ev)
+		}
+		return ev, err
+	}
 	o, err := s.st.OrderByNo(ctx, ev.OutTradeNo)
 	if errors.Is(err, store.ErrNotFound) {
 		return s.reject(ctx, ev, "unknown out_trade_no")
 	} else if err != nil {
 		return ev, err
-	}
-	fen, err := money.Parse(amount)
-	if err != nil {
-		return s.reject(ctx, ev, "bad total_amount "+strconv.Quote(amount))
 	}
 	if fen != o.Total {
 		// Verified but contradicting the order: keep it for the operator, never apply.
@@ -157,12 +178,6 @@ func (s *Service) apply(ctx context.Context, ev store.Event, amount string, p st
 		return s.record(ctx, ev)
 	}
 	switch ev.TradeStatus {
-	case TradeSuccess, TradeFinished:
-		p.Amount = fen
-		if p.PaidAt.IsZero() {
-			p.PaidAt = s.now()
-		}
-		ev, err = s.st.ApplyPaid(ctx, ev, p)
 	case TradeClosed:
 		ev, err = s.st.ApplyClosed(ctx, ev, store.StatusClosed)
 	case WaitBuyerPay:

@@ -88,7 +88,7 @@ func (s *Store) RemoveFromCart(ctx context.Context, userID, goodsID int64) error
 
 // Checkout turns userID's whole cart into one order and empties the cart, in one
 // transaction: either the order exists and the cart is empty, or nothing changed.
-func (s *Store) Checkout(ctx context.Context, userID int64, outTradeNo string, ttl time.Duration) (Order, []OrderItem, error) {
+func (s *Store) Checkout(ctx context.Context, userID int64, outTradeNo string, ttl time.Duration, reconcileAt time.Time) (Order, []OrderItem, error) {
 	var o Order
 	var items []OrderItem
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
@@ -105,7 +105,8 @@ func (s *Store) Checkout(ctx context.Context, userID int64, outTradeNo string, t
 			lines = append(lines, Line{GoodsID: r.GoodsID, Qty: r.Qty})
 		}
 		var err error
-		o, items, err = s.createOrderTx(ctx, tx, NewOrder{OutTradeNo: outTradeNo, UserID: userID, Lines: lines, TTL: ttl})
+		o, items, err = s.createOrderTx(ctx, tx, NewOrder{OutTradeNo: outTradeNo, UserID: userID, Lines: lines, TTL: ttl,
+			ReconcileAt: reconcileAt})
 		if err != nil {
 			return err
 		}

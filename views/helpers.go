@@ -42,10 +42,11 @@ func whenT(t time.Time) string { return shanghai.Format(t) }
 
 func itoa(n int64) string { return fmt.Sprint(n) }
 
-// Pager describes one page of a list.
+// Pager describes one page of a list: where it is and whether another follows.
 type Pager struct {
-	Page, Pages int
-	Path        string
+	Page int
+	More bool
+	Path string
 }
 
 func (p Pager) prev() string { return fmt.Sprintf("%s?page=%d", p.Path, p.Page-1) }
