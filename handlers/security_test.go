@@ -1,0 +1,779 @@
+package handlers_test
+
+// The security table (issue 6): every route the router registers is walked, so a new
+// route is covered without editing this file. Run:
+//
+//	go test -race -run 'TestSecurity' -v ./handlers/
+
+import (
+	"bytes"
+	"fmt"
+	"html"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/labstack/echo/v4"
+
+	"storefront/handlers"
+	"storefront/shoptest"
+	"storefront/store"
+)
+
+// secPassword is the shoppers' password in this file: it must never reach a log line.
+const secPassword = "Tr0ub4dor&3-never-log-me"
+
+// shoptest's session keys (see shoptest.New): they must never reach a log line either.
+var sessionSecrets = []string{strings.Repeat("h", 32), strings.Repeat("b", 32)}
+
+// syncBuffer collects the log output of the whole security run.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// auditTransport checks every response the table's browsers receive: no 5xx anywhere,
+// and every HTML page of the shop carries the security headers.
+type auditTransport struct {
+	t    *testing.T
+	base http.RoundTripper
+	mu   sync.Mutex
+	seen int
+	html int
+}
+
+func (a *auditTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := a.base.RoundTrip(req)
+	if err != nil {
+		return resp, err
+	}
+	a.mu.Lock()
+	a.seen++
+	a.mu.Unlock()
+	where := req.Method + " " + req.URL.Path
+	if resp.StatusCode >= 500 {
+		a.t.Errorf("%s answered %d: no 500 anywhere in the table", where, resp.StatusCode)
+	}
+	if strings.HasPrefix(req.URL.Path, "/sandbox") {
+		return resp, nil // the emulator is another party
+	}
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		a.mu.Lock()
+		a.html++
+		a.mu.Unlock()
+		checkSecurityHeaders(a.t, where, resp.Header)
+	}
+	return resp, nil
+}
+
+func checkSecurityHeaders(t *testing.T, where string, h http.Header) {
+	t.Helper()
+	csp := h.Get("Content-Security-Policy")
+	switch {
+	case csp == "":
+		t.Errorf("%s: no Content-Security-Policy", where)
+	case strings.Contains(csp, "unsafe-inline") || strings.Contains(csp, "unsafe-eval"):
+		t.Errorf("%s: CSP allows unsafe script: %s", where, csp)
+	case !strings.Contains(csp, "default-src 'none'"):
+		t.Errorf("%s: CSP default-src is not 'none': %s", where, csp)
+	}
+	for _, d := range strings.Split(csp, ";") {
+		d = strings.TrimSpace(d)
+		if (strings.HasPrefix(d, "script-src") || strings.HasPrefix(d, "script-src-elem") ||
+			strings.HasPrefix(d, "script-src-attr")) && !strings.HasSuffix(d, "'none'") {
+			t.Errorf("%s: CSP allows scripts: %q", where, d)
+		}
+	}
+	if got := h.Get("X-Frame-Options"); got != "DENY" {
+		t.Errorf("%s: X-Frame-Options = %q, want DENY", where, got)
+	}
+	if got := h.Get("X-Content-Type-Options"); got != "nosniff" {
+		t.Errorf("%s: X-Content-Type-Options = %q, want nosniff", where, got)
+	}
+}
+
+// secEnv is the shop under test plus the pieces the table needs.
+type secEnv struct {
+	shop  *shoptest.Shop
+	audit *auditTransport
+	db    *sqlx.DB
+	logs  *syncBuffer
+	gid   int64
+}
+
+func newSecEnv(t *testing.T) *secEnv {
+	logs := &syncBuffer{}
+	logger := slog.New(handlers.NewLogHandler(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	shop := shoptest.New(t, shoptest.Options{Logger: logger})
+	db, err := sqlx.Open("sqlite3", store.DSN(filepath.Join(shop.Dir, "shop.db")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	env := &secEnv{shop: shop, audit: &auditTransport{t: t, base: http.DefaultTransport}, db: db, logs: logs}
+	env.gid = shop.Demo(t, "机械键盘", 39900, nil)
+	return env
+}
+
+// browser is a shopper whose every response goes through the audit.
+func (env *secEnv) browser() *shoptest.Browser {
+	b := env.shop.Browser()
+	b.Client.Transport = env.audit
+	return b
+}
+
+// signup logs a new shopper in with secPassword.
+func (env *secEnv) signup(t *testing.T, email string) *shoptest.Browser {
+	t.Helper()
+	b := env.browser()
+	r := b.Post(t, "/signup", url.Values{"email": {email}, "password": {secPassword}})
+	if r.Status != http.StatusSeeOther {
+		t.Fatalf("signup %s: %d", email, r.Status)
+	}
+	return b
+}
+
+// fingerprint is everything a state-changing request could change, as one string.
+func (env *secEnv) fingerprint(t *testing.T) string {
+	t.Helper()
+	var parts []string
+	for _, q := range []string{
+		`SELECT COUNT(*) || ':' || COALESCE(MAX(id),0) FROM users`,
+		`SELECT COUNT(*) || ':' || COALESCE(GROUP_CONCAT(out_trade_no || '=' || status || '/' || COALESCE(cashier_at,''), ','),'') FROM (SELECT * FROM orders ORDER BY id)`,
+		`SELECT COUNT(*) || ':' || COALESCE(GROUP_CONCAT(user_id || '/' || goods_id || 'x' || qty, ','),'') FROM (SELECT * FROM cart_items ORDER BY user_id, goods_id)`,
+		`SELECT COUNT(*) FROM payment_events`,
+		`SELECT COALESCE(GROUP_CONCAT(id || '=' || COALESCE(stock,'-') || '/' || active, ','),'') FROM goods`,
+	} {
+		var s string
+		if err := env.db.Get(&s, q); err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, " | ")
+}
+
+// routes returns the router's registered routes, the emulator's excepted.
+func routes(t *testing.T, shop *shoptest.Shop) []*echo.Route {
+	e, ok := shop.Router.(*echo.Echo)
+	if !ok {
+		t.Fatalf("shoptest.Shop.Router is %T, want *echo.Echo", shop.Router)
+	}
+	var out []*echo.Route
+	for _, r := range e.Routes() {
+		if strings.HasPrefix(r.Path, "/sandbox") || r.Method == echo.RouteNotFound {
+			continue
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path+out[i].Method < out[j].Path+out[j].Method })
+	return out
+}
+
+func stateChanging(method string) bool {
+	switch method {
+	case http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch:
+		return true
+	}
+	return false
+}
+
+// fill replaces path params with real values of the logged-in shopper.
+func fill(t *testing.T, path string, params map[string]string) string {
+	t.Helper()
+	segs := strings.Split(path, "/")
+	for i, s := range segs {
+		if strings.HasPrefix(s, ":") {
+			v, ok := params[s[1:]]
+			if !ok {
+				t.Fatalf("route %s: no value for path param %s; add one to the table", path, s)
+			}
+			segs[i] = v
+		}
+	}
+	return strings.Join(segs, "/")
+}
+
+// formFor is a body that would change something if the route accepted it.
+func formFor(path string, gid int64) url.Values {
+	g := fmt.Sprint(gid)
+	switch path {
+	case "/signup":
+		return url.Values{"email": {"csrf-victim-new@example.com"}, "password": {secPassword}}
+	case "/login":
+		return url.Values{"email": {"owner@example.com"}, "password": {secPassword}}
+	case "/cart/items":
+		return url.Values{"goods_id": {g}, "qty": {"2"}}
+	case "/purchase/:id":
+		return url.Values{"qty": {"1"}}
+	}
+	return url.Values{}
+}
+
+func TestSecurity(t *testing.T) {
+	env := newSecEnv(t)
+	shop := env.shop
+	owner := env.signup(t, "owner@example.com")
+	other := env.signup(t, "other@example.com")
+	o, _ := owner.Buy(t, env.gid, 1)
+	if r := owner.Post(t, "/cart/items", url.Values{"goods_id": {fmt.Sprint(env.gid)}, "qty": {"1"}}); r.Status != http.StatusSeeOther {
+		t.Fatalf("add to cart: %d", r.Status)
+	}
+	params := map[string]string{"id": fmt.Sprint(env.gid), "goods_id": fmt.Sprint(env.gid), "out_trade_no": o.OutTradeNo}
+	all := routes(t, shop)
+	var covered, csrfRoutes, ownerRoutes int
+
+	t.Run("csrf", func(t *testing.T) {
+		for _, r := range all {
+			if !stateChanging(r.Method) || r.Path == "/check_order" {
+				continue
+			}
+			covered++
+			csrfRoutes++
+			path := fill(t, r.Path, params)
+			cases := []struct {
+				name string
+				form url.Values
+				hdr  map[string]string
+			}{
+				{"missing token", formFor(r.Path, env.gid), nil},
+				{"empty token", withToken(formFor(r.Path, env.gid), ""), nil},
+				{"wrong token", withToken(formFor(r.Path, env.gid), "forged-token-0123456789abcdef"), nil},
+				{"token of another shopper", withToken(formFor(r.Path, env.gid), other.CSRF(t)), nil},
+				{"cross-site with no token", formFor(r.Path, env.gid), map[string]string{"Sec-Fetch-Site": "cross-site"}},
+				// Fetch metadata is a second defence, never a replacement for the token.
+				{"same-origin with no token", formFor(r.Path, env.gid), map[string]string{"Sec-Fetch-Site": "same-origin"}},
+				{"cross-site with the right token", withToken(formFor(r.Path, env.gid), owner.CSRF(t)), map[string]string{"Sec-Fetch-Site": "cross-site"}},
+			}
+			for _, c := range cases {
+				before := env.fingerprint(t)
+				req, _ := http.NewRequest(r.Method, shop.URL+path, strings.NewReader(c.form.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				for k, v := range c.hdr {
+					req.Header.Set(k, v)
+				}
+				resp, err := owner.Client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusForbidden {
+					t.Errorf("%s %s with %s: %d, want 403", r.Method, path, c.name, resp.StatusCode)
+				}
+				if after := env.fingerprint(t); after != before {
+					t.Errorf("%s %s with %s changed the database:\n before %s\n after  %s", r.Method, path, c.name, before, after)
+				}
+			}
+			// The owner is still logged in: /logout without a token did not end the session.
+			if g := owner.Get(t, "/orders"); g.Status != http.StatusOK {
+				t.Errorf("after refused %s %s the owner's session is gone: GET /orders %d", r.Method, path, g.Status)
+			}
+		}
+		t.Logf("CSRF: %d state-changing routes × 5 bad-token variants refused with 403, database unchanged", csrfRoutes)
+	})
+
+	t.Run("owner only", func(t *testing.T) {
+		for _, r := range all {
+			if !strings.Contains(r.Path, ":out_trade_no") {
+				continue
+			}
+			ownerRoutes++
+			path := fill(t, r.Path, params)
+			before := env.fingerprint(t)
+			var res shoptest.Response
+			if r.Method == http.MethodGet {
+				res = other.Get(t, path)
+			} else {
+				res = other.Post(t, path, nil)
+			}
+			if res.Status != http.StatusNotFound {
+				t.Errorf("non-owner %s %s: %d, want 404", r.Method, path, res.Status)
+			}
+			if strings.Contains(res.Body, o.Subject) {
+				t.Errorf("non-owner %s %s: the page shows the owner's order", r.Method, path)
+			}
+			if after := env.fingerprint(t); after != before {
+				t.Errorf("non-owner %s %s changed the database", r.Method, path)
+			}
+			// Logged out: never the order either.
+			anon := env.browser()
+			var ares shoptest.Response
+			if r.Method == http.MethodGet {
+				ares = anon.Get(t, path)
+			} else {
+				ares = anon.Post(t, path, nil)
+			}
+			if ares.Status != http.StatusSeeOther || !strings.HasPrefix(ares.Location, "/login") {
+				t.Errorf("logged-out %s %s: %d %q, want 303 to /login", r.Method, path, ares.Status, ares.Location)
+			}
+		}
+		if ownerRoutes == 0 {
+			t.Fatal("no :out_trade_no routes found")
+		}
+		t.Logf("ownership: %d :out_trade_no routes answer 404 to a logged-in non-owner", ownerRoutes)
+	})
+
+	t.Run("wrong method is 405", func(t *testing.T) {
+		byPath := map[string]map[string]bool{}
+		for _, r := range all {
+			if byPath[r.Path] == nil {
+				byPath[r.Path] = map[string]bool{}
+			}
+			byPath[r.Path][r.Method] = true
+		}
+		n := 0
+		for p, ms := range byPath {
+			path := fill(t, p, params)
+			for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
+				if ms[m] || (m == http.MethodGet && strings.HasSuffix(p, "*")) {
+					continue
+				}
+				if m != http.MethodGet && m != http.MethodPost && !ms[http.MethodGet] && !ms[http.MethodPost] {
+					continue
+				}
+				n++
+				req, _ := http.NewRequest(m, shop.URL+path, nil)
+				resp, err := owner.Client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				// A state-changing method without a token may be refused by CSRF first;
+				// both leave the route untouched. GET on a POST route must be 405.
+				want := resp.StatusCode == http.StatusMethodNotAllowed ||
+					(m != http.MethodGet && resp.StatusCode == http.StatusForbidden)
+				if !want {
+					t.Errorf("%s %s: %d, want 405", m, path, resp.StatusCode)
+				}
+			}
+		}
+		t.Logf("wrong method: %d (method, route) pairs answer 405", n)
+	})
+
+	t.Run("bad ids are 404", func(t *testing.T) {
+		bad := []string{"abc", "0", "-1", "1.5", "999999", "99999999999999999999", "1e3", "%20", "1;DROP%20TABLE%20goods"}
+		n := 0
+		for _, id := range bad {
+			for _, c := range []struct{ method, path string }{
+				{"GET", "/goods/" + id}, {"POST", "/purchase/" + id}, {"POST", "/cart/items/" + id + "/remove"},
+				{"GET", "/orders/" + id}, {"POST", "/orders/" + id + "/pay"}, {"POST", "/orders/" + id + "/cancel"},
+			} {
+				n++
+				var res shoptest.Response
+				if c.method == "GET" {
+					res = owner.Get(t, c.path)
+				} else {
+					res = owner.Post(t, c.path, nil)
+				}
+				// Removing an unknown goods from the cart is idempotent: 303 back to the cart is fine.
+				ok := res.Status == http.StatusNotFound ||
+					(strings.HasPrefix(c.path, "/cart/items/") && res.Status == http.StatusSeeOther && id == "999999")
+				if !ok {
+					t.Errorf("%s %s: %d, want 404", c.method, c.path, res.Status)
+				}
+			}
+		}
+		long := strings.Repeat("9", 65)
+		for _, p := range []string{"/orders/" + long, "/orders/" + o.OutTradeNo + "x"} {
+			n++
+			if res := owner.Get(t, p); res.Status != http.StatusNotFound {
+				t.Errorf("GET %s: %d, want 404", p, res.Status)
+			}
+		}
+		// Bad forms are 400, not 500.
+		for _, f := range []url.Values{{"goods_id": {"abc"}}, {"goods_id": {fmt.Sprint(env.gid)}, "qty": {"0"}},
+			{"goods_id": {fmt.Sprint(env.gid)}, "qty": {"1e9"}}, {"goods_id": {"-5"}}} {
+			n++
+			if res := owner.Post(t, "/cart/items", f); res.Status != http.StatusBadRequest {
+				t.Errorf("POST /cart/items %v: %d, want 400", f, res.Status)
+			}
+		}
+		n++
+		if res := owner.Post(t, "/cart/items", url.Values{"goods_id": {"999999"}}); res.Status != http.StatusNotFound {
+			t.Errorf("POST /cart/items unknown goods: %d, want 404", res.Status)
+		}
+		t.Logf("bad ids and forms: %d requests answered 404/400", n)
+	})
+
+	t.Run("body cap", func(t *testing.T) {
+		big := url.Values{"_csrf": {owner.CSRF(t)}, "pad": {strings.Repeat("x", 1<<20)}}.Encode()
+		n := 0
+		for _, r := range all {
+			if !stateChanging(r.Method) || r.Path == "/check_order" {
+				continue
+			}
+			path := fill(t, r.Path, params)
+			for _, chunked := range []bool{false, true} {
+				n++
+				before := env.fingerprint(t)
+				var body io.Reader = strings.NewReader(big)
+				if chunked {
+					body = io.MultiReader(strings.NewReader(big)) // unknown length: sent chunked
+				}
+				req, _ := http.NewRequest(r.Method, shop.URL+path, body)
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				resp, err := owner.Client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusRequestEntityTooLarge {
+					t.Errorf("%s %s with a 1 MiB form (chunked=%v): %d, want 413", r.Method, path, chunked, resp.StatusCode)
+				}
+				if after := env.fingerprint(t); after != before {
+					t.Errorf("%s %s with a 1 MiB form changed the database", r.Method, path)
+				}
+			}
+		}
+		// The notify is read by Alipay's server: a too-big body is answered "fail", not 413.
+		n++
+		got := shop.PostNotify(t, big, "application/x-www-form-urlencoded")
+		if got != "fail" {
+			t.Errorf("1 MiB notify answered %q, want fail", got)
+		}
+		t.Logf("body cap: %d oversized requests refused (413; notify: fail)", n)
+	})
+
+	t.Run("next stays local", func(t *testing.T) {
+		evil := []string{"//evil.com", "///evil.com", "/\\evil.com", "\\\\evil.com", "/\\/evil.com", "https://evil.com",
+			"http://evil.com/orders", "HTTPS://evil.com", "javascript:alert(1)", "JaVaScRiPt:alert(1)",
+			"data:text/html,<script>alert(1)</script>", "/%2F%2Fevil.com", "%2F%2Fevil.com", "/%5Cevil.com",
+			"//evil.com/%2F..", "/\t/evil.com", "/\r\n/evil.com", " //evil.com", "evil.com", "@evil.com",
+			"/@evil.com", "//user@evil.com", "https:evil.com", "/.//evil.com", "//%65vil.com", "\x00//evil.com",
+			"//evil。com", "/orders?x=//evil.com"}
+		if testing.Short() {
+			evil = evil[:10] // bcrypt is ~20× slower under -race: a subset in -short
+		}
+		router := newRouter(t, env, nil)
+		base, _ := url.Parse(router.URL)
+		var n atomic.Int64
+		// One account; bcrypt is slow under -race, so the logins run a few at a time.
+		if res := postForm(t, routerBrowser(router, env), router.URL+"/signup",
+			url.Values{"email": {"next@example.com"}, "password": {secPassword}, "next": {"//evil.com"}}); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("signup: %d", res.StatusCode)
+		} else {
+			checkLocal(t, base, `signup next="//evil.com"`, res.Header.Get("Location"))
+		}
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 4)
+		for _, next := range evil {
+			wg.Go(func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				b := routerBrowser(router, env)
+				n.Add(1)
+				res := postForm(t, b, router.URL+"/login", url.Values{"email": {"next@example.com"}, "password": {secPassword}, "next": {next}})
+				if res.StatusCode != http.StatusSeeOther {
+					t.Errorf("login next=%q: %d, want 303", next, res.StatusCode)
+				} else {
+					checkLocal(t, base, fmt.Sprintf("login next=%q", next), res.Header.Get("Location"))
+				}
+				// The forms echo next into a hidden field: it must be the safe value too.
+				for _, form := range []string{"/login", "/signup"} {
+					n.Add(1)
+					page := getURL(t, b, router.URL+form+"?next="+url.QueryEscape(next))
+					m := hiddenNext.FindStringSubmatch(page)
+					if m == nil {
+						t.Errorf("GET %s?next=%q: no hidden next field", form, next)
+					} else {
+						checkLocal(t, base, fmt.Sprintf("%s form next=%q", form, next), html.UnescapeString(m[1]))
+					}
+				}
+			})
+		}
+		wg.Wait()
+		// Logged out, a purchase sends the shopper to /login?next=<local path>.
+		anon := env.browser()
+		res := anon.Post(t, "/purchase/"+fmt.Sprint(env.gid), nil)
+		if res.Status != http.StatusSeeOther || !strings.HasPrefix(res.Location, "/login?next=%2Fgoods%2F") {
+			t.Errorf("logged-out purchase: %d %q", res.Status, res.Location)
+		}
+		t.Logf("next: %d evil values × (login POST, login and signup forms) stayed local (%d checks)", len(evil), n.Load())
+	})
+
+	t.Run("session cookie", func(t *testing.T) {
+		for _, secure := range []bool{false, true} {
+			router := newRouter(t, env, func(c *handlers.Config) {
+				c.Sessions = handlers.NewSessionStore([]byte(sessionSecrets[0]), []byte(sessionSecrets[1]), secure)
+				c.Secure = secure
+			})
+			b := routerBrowser(router, env)
+			res := postForm(t, b, router.URL+"/signup", url.Values{"email": {fmt.Sprintf("cookie%v@example.com", secure)},
+				"password": {secPassword}})
+			if res.StatusCode != http.StatusSeeOther {
+				t.Fatalf("signup: %d", res.StatusCode)
+			}
+			var found bool
+			for _, c := range res.Cookies() {
+				if c.Name != "shop_session" {
+					continue
+				}
+				found = true
+				if !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Secure != secure {
+					t.Errorf("session cookie (secure store=%v): HttpOnly=%v SameSite=%v Secure=%v", secure, c.HttpOnly, c.SameSite, c.Secure)
+				}
+			}
+			if !found {
+				t.Errorf("signup set no shop_session cookie")
+			}
+			resp := getResp(t, &http.Client{}, router.URL+"/login")
+			for _, c := range resp.Cookies() {
+				if c.Name == "_csrf" && (!c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Secure != secure) {
+					t.Errorf("_csrf cookie (secure=%v): HttpOnly=%v SameSite=%v Secure=%v", secure, c.HttpOnly, c.SameSite, c.Secure)
+				}
+			}
+		}
+	})
+
+	t.Run("login rate limit", func(t *testing.T) {
+		router := newRouter(t, env, func(c *handlers.Config) { c.LoginPerIP, c.LoginPerAccount = 0, 0 }) // defaults 20 / 5
+		attempt := func(ip, email string) int {
+			form := url.Values{"email": {email}, "password": {"wrong password"}, "_csrf": {"tok"}}
+			req := httptest.NewRequest(http.MethodPost, "/login", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.AddCookie(&http.Cookie{Name: "_csrf", Value: "tok"})
+			req.RemoteAddr = ip + ":40000"
+			w := httptest.NewRecorder()
+			router.handler.ServeHTTP(w, req)
+			return w.Code
+		}
+		// The limiter refills continuously and bcrypt is slow under -race, so each burst is
+		// sent at once: the limit is decided before the password is checked.
+		burst := func(n int, ip func(i int) string, email func(i int) string) map[int]int {
+			var mu sync.Mutex
+			codes := map[int]int{}
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					c := attempt(ip(i), email(i))
+					mu.Lock()
+					codes[c]++
+					mu.Unlock()
+				})
+			}
+			wg.Wait()
+			return codes
+		}
+		// Per account: 6 tries from 6 different addresses, one is refused.
+		codes := burst(6, func(i int) string { return fmt.Sprintf("10.1.0.%d", i+1) }, func(int) string { return "victim@example.com" })
+		if codes[http.StatusTooManyRequests] != 1 || codes[http.StatusUnauthorized] != 5 {
+			t.Errorf("6 attempts on one account from 6 addresses: %v, want 5×401 and 1×429", codes)
+		}
+		// Per address: 21 accounts from one address, plus one more that claims another
+		// address in X-Forwarded-For / X-Real-IP: two are refused (the headers are ignored).
+		var mu sync.Mutex
+		xff := 0
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			form := url.Values{"email": {"spray-xff@example.com"}, "password": {"x"}, "_csrf": {"tok"}}
+			req := httptest.NewRequest(http.MethodPost, "/login", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("X-Forwarded-For", "203.0.113.7")
+			req.Header.Set("X-Real-IP", "203.0.113.8")
+			req.AddCookie(&http.Cookie{Name: "_csrf", Value: "tok"})
+			req.RemoteAddr = "10.2.0.1:40001"
+			w := httptest.NewRecorder()
+			router.handler.ServeHTTP(w, req)
+			mu.Lock()
+			xff = w.Code
+			mu.Unlock()
+		})
+		codes = burst(21, func(int) string { return "10.2.0.1" }, func(i int) string { return fmt.Sprintf("spray%d@example.com", i) })
+		wg.Wait()
+		codes[xff]++
+		if codes[http.StatusTooManyRequests] != 2 || codes[http.StatusUnauthorized] != 20 {
+			t.Errorf("22 attempts from one address (one with X-Forwarded-For): %v, want 20×401 and 2×429", codes)
+		}
+		// Someone else, elsewhere, is unaffected.
+		if code := attempt("10.3.0.1", "bystander@example.com"); code != http.StatusUnauthorized {
+			t.Errorf("unrelated login: %d, want 401", code)
+		}
+		// Through the shoptest shop (loopback): the account limit holds over HTTP too.
+		b := env.browser()
+		var last int
+		for i := 0; i < 6; i++ {
+			last = b.Post(t, "/login", url.Values{"email": {"owner@example.com"}, "password": {"wrong"}}).Status
+		}
+		if last != http.StatusTooManyRequests {
+			t.Errorf("6th wrong login over HTTP: %d, want 429", last)
+		}
+		t.Log("login rate limit: 6th attempt per account (5/min) and 21st per address (20/min) answered 429; X-Forwarded-For ignored")
+	})
+
+	// Every route answers GET/HEAD-able pages with the headers (checked by the audit).
+	t.Run("headers on every page", func(t *testing.T) {
+		for _, r := range all {
+			if r.Method != http.MethodGet || strings.HasSuffix(r.Path, "*") {
+				continue
+			}
+			covered++
+			path := fill(t, r.Path, params)
+			if strings.Contains(r.Path, ":") || r.Path == "/show_msg" {
+				_ = owner.Get(t, path)
+			} else {
+				owner.Get(t, path)
+				env.browser().Get(t, path) // logged out too
+			}
+		}
+		owner.Get(t, "/show_msg?out_trade_no="+o.OutTradeNo+"&sign=forged") // 400 page
+		owner.Get(t, "/no/such/page")                                       // 404 page
+	})
+
+	t.Run("logs hold no secrets", func(t *testing.T) {
+		logs := env.logs.String()
+		if len(logs) == 0 {
+			t.Fatal("no log output captured")
+		}
+		lines := strings.Split(logs, "\n")
+		for _, s := range append([]string{secPassword, "PRIVATE KEY", url.QueryEscape(secPassword)}, sessionSecrets...) {
+			for i, l := range lines {
+				if strings.Contains(l, s) {
+					t.Errorf("log line %d contains a secret (%q): %s", i+1, s, l)
+				}
+			}
+		}
+		t.Logf("logs: %d lines captured, none holds the password, a private key or the session secret", len(lines))
+	})
+
+	t.Logf("security table: %d routes registered (sandbox excluded), %d covered; %d responses audited (%d HTML pages) — no 5xx, headers on every page",
+		len(all), covered, env.audit.seen, env.audit.html)
+}
+
+func withToken(v url.Values, tok string) url.Values {
+	v.Set("_csrf", tok)
+	return v
+}
+
+// testRouter is handlers.New over the shop's store and payments with other settings
+// (rate limits, secure cookies), on its own server.
+type testRouter struct {
+	URL     string
+	handler http.Handler
+}
+
+func newRouter(t *testing.T, env *secEnv, mod func(*handlers.Config)) *testRouter {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(env.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg := handlers.Config{Store: env.shop.Store, Payments: env.shop.Pay,
+		Sessions: handlers.NewSessionStore([]byte(sessionSecrets[0]), []byte(sessionSecrets[1]), false),
+		Gateway:  env.shop.URL + "/sandbox/gateway.do", Logger: logger, LoginPerIP: 10000, LoginPerAccount: 10000}
+	if mod != nil {
+		mod(&cfg)
+	}
+	h := handlers.New(cfg)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &testRouter{URL: srv.URL, handler: h}
+}
+
+func routerBrowser(r *testRouter, env *secEnv) *http.Client {
+	c := &http.Client{Transport: env.audit, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	c.Jar = newJar()
+	return c
+}
+
+func postForm(t *testing.T, c *http.Client, target string, form url.Values) *http.Response {
+	t.Helper()
+	u := mustURL(target)
+	tok := ""
+	for _, ck := range c.Jar.Cookies(u) {
+		if ck.Name == "_csrf" {
+			tok = ck.Value
+		}
+	}
+	if tok == "" {
+		getURL(t, c, u.Scheme+"://"+u.Host+"/")
+		for _, ck := range c.Jar.Cookies(u) {
+			if ck.Name == "_csrf" {
+				tok = ck.Value
+			}
+		}
+	}
+	form.Set("_csrf", tok)
+	req, _ := http.NewRequest(http.MethodPost, target, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+func getURL(t *testing.T, c *http.Client, target string) string {
+	t.Helper()
+	resp, err := c.Get(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func getResp(t *testing.T, c *http.Client, target string) *http.Response {
+	t.Helper()
+	resp, err := c.Get(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
+// checkLocal fails unless loc, as a browser would read it, stays on base's host.
+func checkLocal(t *testing.T, base *url.URL, what, loc string) {
+	t.Helper()
+	if loc == "" || loc[0] != '/' || strings.HasPrefix(loc, "//") || strings.HasPrefix(loc, "/\\") ||
+		strings.ContainsAny(loc, "\\\r\n\t\x00") {
+		t.Errorf("%s: Location %q leaves the site", what, loc)
+		return
+	}
+	u, err := base.Parse(loc)
+	if err != nil || u.Host != base.Host || u.Scheme != base.Scheme {
+		t.Errorf("%s: Location %q resolves to %v", what, loc, u)
+	}
+}
+
+var hiddenNext = regexp.MustCompile(`name="next" value="([^"]*)"`)
+
+func newJar() http.CookieJar {
+	j, _ := cookiejar.New(nil)
+	return j
+}
