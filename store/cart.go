@@ -113,5 +113,8 @@ func (s *Store) Checkout(ctx context.Context, userID int64, outTradeNo string, t
 		_, err = tx.ExecContext(ctx, `DELETE FROM cart_items WHERE user_id = ?`, userID)
 		return err
 	})
+	if err == nil {
+		s.goodsChanged() // stock may have moved
+	}
 	return o, items, err
 }

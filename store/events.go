@@ -175,6 +175,9 @@ func (s *Store) ApplyClosed(ctx context.Context, ev Event, status string) (Event
 		ev.Verdict, ev.Reason = VerdictApplied, "unpaid → "+status
 		return s.insertEvent(ctx, tx, &ev)
 	})
+	if err == nil && ev.Verdict == VerdictApplied {
+		s.goodsChanged() // stock was released
+	}
 	return ev, err
 }
 

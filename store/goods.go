@@ -2,9 +2,20 @@ package store
 
 import (
 	"context"
+	"time"
 
 	"storefront/money"
 )
+
+// goodsCacheTTL bounds how stale the cached goods list can be after a change made by
+// another process (an operator tool on the same database file).
+const goodsCacheTTL = time.Second
+
+type goodsSnapshot struct {
+	goods []Goods
+	gen   uint64
+	at    time.Time
+}
 
 // Goods is something the shop sells.
 type Goods struct {
@@ -23,11 +34,20 @@ func (g Goods) InStock(qty int64) bool { return g.Stock == nil || *g.Stock >= qt
 
 const goodsColumns = `id, name, description, price_fen, image, stock, active, created_at`
 
-// ListGoods returns the goods on sale, by id.
+// ListGoods returns the goods on sale, by id. The slice is shared between callers:
+// read it, never modify it.
 func (s *Store) ListGoods(ctx context.Context) ([]Goods, error) {
+	gen := s.goodsGen.Load()
+	if snap := s.goodsSnap.Load(); snap != nil && snap.gen == gen && time.Since(snap.at) < goodsCacheTTL {
+		return snap.goods, nil
+	}
 	var gs []Goods
 	err := s.db.SelectContext(ctx, &gs, `SELECT `+goodsColumns+` FROM goods WHERE active = 1 ORDER BY id`)
-	return gs, err
+	if err != nil {
+		return nil, err
+	}
+	s.goodsSnap.Store(&goodsSnapshot{goods: gs, gen: gen, at: time.Now()})
+	return gs, nil
 }
 
 // GoodsByID returns one goods on sale; ErrNotFound if unknown or withdrawn.
@@ -47,6 +67,7 @@ func (s *Store) AddGoods(ctx context.Context, g Goods) (Goods, error) {
 	if err != nil {
 		return Goods{}, err
 	}
+	s.goodsChanged()
 	g.ID, err = res.LastInsertId()
 	return g, err
 }
@@ -61,6 +82,7 @@ func (s *Store) UpdateGoods(ctx context.Context, id int64, price money.Fen, stoc
 	if n, _ := res.RowsAffected(); n == 0 {
 		return ErrNotFound
 	}
+	s.goodsChanged()
 	return nil
 }
 

@@ -94,6 +94,9 @@ func (s *Store) CreateOrder(ctx context.Context, n NewOrder) (Order, []OrderItem
 		o, items, err = s.createOrderTx(ctx, tx, n)
 		return err
 	})
+	if err == nil {
+		s.goodsChanged() // stock may have moved
+	}
 	return o, items, err
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -38,6 +39,12 @@ type Store struct {
 	db  *sqlx.DB // readers
 	wdb *sqlx.DB // the one writer
 	now func() time.Time
+
+	// The goods list is read on every home page view and changes rarely: it is kept in
+	// memory, dropped by every write of this process that touches goods (goodsGen), and
+	// re-read at least every goodsCacheTTL for writes by other processes.
+	goodsGen  atomic.Uint64
+	goodsSnap atomic.Pointer[goodsSnapshot]
 }
 
 // DSN returns the go-sqlite3 DSN for path with the pragmas every connection needs:
@@ -113,6 +120,10 @@ func (s *Store) IntegrityCheck(ctx context.Context) (string, error) {
 	err := s.db.GetContext(ctx, &res, "PRAGMA integrity_check")
 	return res, err
 }
+
+// goodsChanged drops the cached goods list; call it after the commit that changed goods,
+// so a reader can never cache what was there before it.
+func (s *Store) goodsChanged() { s.goodsGen.Add(1) }
 
 // inTx runs fn in a write transaction, committing if it returns nil.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {

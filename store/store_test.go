@@ -101,3 +101,49 @@ func TestApplyPaidOnceUnderConcurrency(t *testing.T) {
 	}
 	_ = o
 }
+
+func TestGoodsListCacheFollowsWrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shop.db")
+	st, err := store.Open(path, schema(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	stock := int64(5)
+	g, _ := st.AddGoods(ctx, store.Goods{Name: "g", Price: 100, Stock: &stock})
+	first := func() store.Goods {
+		gs, err := st.ListGoods(ctx)
+		if err != nil || len(gs) != 1 {
+			t.Fatalf("ListGoods %v %v", gs, err)
+		}
+		return gs[0]
+	}
+	if first().Price != 100 {
+		t.Fatal("new goods not listed")
+	}
+	st.UpdateGoods(ctx, g.ID, 200, &stock, true)
+	if first().Price != 200 {
+		t.Fatal("cached price survived UpdateGoods")
+	}
+	u, _ := st.CreateUser(ctx, "c@example.com", "x")
+	o, _, err := st.CreateOrder(ctx, store.NewOrder{OutTradeNo: "C1", UserID: u.ID, Lines: []store.Line{{GoodsID: g.ID, Qty: 2}}, TTL: time.Hour})
+	if err != nil || *first().Stock != 3 {
+		t.Fatalf("cached stock survived an order: %v", err)
+	}
+	st.ApplyClosed(ctx, store.Event{OutTradeNo: o.OutTradeNo, Source: store.SourceClose, Raw: "{}"}, store.StatusClosed)
+	if *first().Stock != 5 {
+		t.Fatal("cached stock survived a release")
+	}
+	// Another process's write is seen within the cache's TTL.
+	other, err := store.Open(path, schema(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	other.UpdateGoods(ctx, g.ID, 300, &stock, true)
+	time.Sleep(1100 * time.Millisecond)
+	if first().Price != 300 {
+		t.Fatal("another process's price change never seen")
+	}
+}

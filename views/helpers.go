@@ -4,6 +4,7 @@ package views
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"storefront/shanghai"
@@ -40,7 +41,7 @@ func when(t store.Time) string { return shanghai.Format(t.Time) }
 
 func whenT(t time.Time) string { return shanghai.Format(t) }
 
-func itoa(n int64) string { return fmt.Sprint(n) }
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // Pager describes one page of a list: where it is and whether another follows.
 type Pager struct {
