@@ -102,8 +102,12 @@ func (h *Handler) middleware(e *echo.Echo) {
 		CookieSecure:   h.cfg.Secure,
 		CookieSameSite: http.SameSiteLaxMode,
 		CookieMaxAge:   86400,
-		// /check_order has no cookies (Alipay's server calls it) and is signature-checked.
-		Skipper: func(c echo.Context) bool { return c.Path() == "/check_order" || isSandbox(c) },
+		// /check_order has no cookies (Alipay's server calls it) and is signature-checked;
+		// /healthz and static files carry no forms and need no token cookie.
+		Skipper: func(c echo.Context) bool {
+			p := c.Path()
+			return p == "/check_order" || p == "/healthz" || p == "/static/*" || isSandbox(c)
+		},
 		// A missing token is as forbidden as a wrong one.
 		ErrorHandler: func(err error, c echo.Context) error {
 			return echo.NewHTTPError(http.StatusForbidden, "csrf")

@@ -51,9 +51,6 @@ func (h *Handler) purchase(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	if _, err := h.st.GoodsByID(ctx, id); err != nil {
-		return err
-	}
 	now := h.now()
 	o, _, err := h.st.CreateOrder(ctx, store.NewOrder{
 		OutTradeNo: payment.NewOutTradeNo(now), UserID: u.ID,

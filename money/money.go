@@ -6,7 +6,7 @@ package money
 
 import (
 	"errors"
-	"fmt"
+	"strconv"
 )
 
 // Fen is an amount of Chinese yuan in fen (1/100 yuan).
@@ -18,15 +18,20 @@ const MaxAlipay Fen = 100_000_000_00
 // ErrBadAmount reports an amount string that is not exactly "<yuan>.<2 digits>".
 var ErrBadAmount = errors.New("money: amount must be digits with exactly two decimals")
 
-// String formats f as Alipay wants it: "12.34", no currency sign.
+// String formats f as Alipay wants it: "12.34", no currency sign. (Built by hand rather
+// than with fmt: it runs for every price on every page.)
 func (f Fen) String() string {
-	sign := ""
 	v := int64(f)
+	var buf [24]byte
+	b := buf[:0]
 	if v < 0 {
-		sign = "-"
+		b = append(b, '-')
 		v = -v
 	}
-	return fmt.Sprintf("%s%d.%02d", sign, v/100, v%100)
+	b = strconv.AppendInt(b, v/100, 10)
+	cents := v % 100
+	b = append(b, '.', byte('0'+cents/10), byte('0'+cents%10))
+	return string(b)
 }
 
 // Yuan formats f for shoppers: "¥12.34".

@@ -50,3 +50,11 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestStringEdges(t *testing.T) {
+	for f, want := range map[Fen]string{0: "0.00", 1: "0.01", 10: "0.10", 100: "1.00", -5: "-0.05", -12345: "-123.45", MaxAlipay: "100000000.00"} {
+		if got := f.String(); got != want {
+			t.Errorf("Fen(%d) = %q, want %q", f, got, want)
+		}
+	}
+}
