@@ -189,9 +189,9 @@ func (s *Shop) Demo(t testing.TB, name string, price money.Fen, stock *int64) in
 	return g.ID
 }
 
-// SignAlipay signs params the way Alipay signs notifies and returns: every non-empty
-// param except sign and sign_type, sorted by key, raw k=v joined by &, SHA256withRSA.
-func SignAlipay(key *rsa.PrivateKey, params url.Values) string {
+// SignContent is the string Alipay signs for a notify or return: every non-empty param
+// except sign and sign_type, sorted by key, raw k=v joined by &.
+func SignContent(params url.Values) string {
 	keys := make([]string, 0, len(params))
 	for k := range params {
 		if k == "sign" || k == "sign_type" || params.Get(k) == "" {
@@ -207,7 +207,13 @@ func SignAlipay(key *rsa.PrivateKey, params url.Values) string {
 		}
 		b.WriteString(k + "=" + params.Get(k))
 	}
-	sum := sha256.Sum256([]byte(b.String()))
+	return b.String()
+}
+
+// SignAlipay signs params the way Alipay signs notifies and returns (SHA256withRSA over
+// SignContent).
+func SignAlipay(key *rsa.PrivateKey, params url.Values) string {
+	sum := sha256.Sum256([]byte(SignContent(params)))
 	sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, sum[:])
 	if err != nil {
 		panic(err)

@@ -1,0 +1,307 @@
+// Command bench builds the shop, runs it as a separate process on a loopback port,
+// seeds it, and drives fixed-worker load at it with vegeta, one scenario at a time,
+// printing a table against the performance targets and writing a JSON report.
+//
+//	go run ./bench                     full run (5s per scenario)
+//	go run ./bench -smoke              CI: ~1s per scenario, few orders; fails only on errors
+//	go run ./bench -pprof              also save a CPU profile of the shop per scenario
+//
+// It never talks to anything but 127.0.0.1.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	duration time.Duration
+	workers  uint64
+	smoke    bool
+	jsonPath string
+	pprof    bool
+	keep     bool
+}
+
+func main() {
+	var o options
+	flag.DurationVar(&o.duration, "duration", 5*time.Second, "load duration per scenario")
+	flag.Uint64Var(&o.workers, "workers", 32, "fixed number of concurrent vegeta workers")
+	flag.BoolVar(&o.smoke, "smoke", false, "CI mode: ~1s per scenario, few orders; exit non-zero only on errors")
+	flag.StringVar(&o.jsonPath, "json", "bench-results.json", "path of the JSON report")
+	flag.BoolVar(&o.pprof, "pprof", false, "enable the shop's PPROF_ADDR and save a CPU profile per scenario (keeps the temp dir)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (shop binary, databases, log)")
+	flag.Parse()
+	if o.smoke {
+		o.duration = time.Second
+	}
+	if o.workers == 0 || o.duration <= 0 {
+		fmt.Fprintln(os.Stderr, "bench: -workers and -duration must be positive")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, o)
+	stop()
+	os.Exit(code)
+}
+
+// run returns the exit code; every resource it starts (the shop process above all) is
+// released before it returns, whatever happens.
+func run(ctx context.Context, o options) int {
+	start := time.Now()
+	root, err := moduleRoot()
+	if err != nil {
+		return fail(err)
+	}
+	tmp, err := os.MkdirTemp("", "storefront-bench-")
+	if err != nil {
+		return fail(err)
+	}
+	keep := o.keep || o.pprof // also set on failure, so the shop's log can be read
+	defer func() {
+		if keep {
+			fmt.Printf("temp dir kept: %s\n", tmp)
+			return
+		}
+		os.RemoveAll(tmp)
+	}()
+
+	logf("building the shop (%s)", root)
+	bin := filepath.Join(tmp, "shop")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fail(fmt.Errorf("go build: %w", err))
+	}
+
+	srv, err := startShop(ctx, bin, tmp, o.pprof)
+	if err != nil {
+		return fail(err)
+	}
+	defer srv.stop()
+	logf("shop pid %d on %s", srv.cmd.Process.Pid, srv.base)
+
+	b := &bench{o: o, srv: srv, root: root, tmp: tmp}
+	rep, err := b.runAll(ctx)
+	if rep != nil {
+		rep.WallSeconds = time.Since(start).Seconds()
+		printTable(os.Stdout, rep)
+		if werr := writeJSON(o.jsonPath, rep); werr != nil {
+			fmt.Fprintln(os.Stderr, "bench: writing JSON:", werr)
+		} else {
+			fmt.Printf("wrote %s (wall %.1fs)\n", o.jsonPath, rep.WallSeconds)
+		}
+	}
+	if err != nil {
+		keep = true
+		fmt.Fprintf(os.Stderr, "bench: %v (shop log: %s)\n", err, srv.logPath)
+		return 1
+	}
+	if rep.TotalErrors > 0 {
+		keep = true
+		fmt.Fprintf(os.Stderr, "bench: %d errors (shop log: %s)\n", rep.TotalErrors, srv.logPath)
+		return 1
+	}
+	if misses := rep.missed(); len(misses) > 0 {
+		fmt.Printf("targets missed (reported, not fatal): %s\n", strings.Join(misses, ", "))
+	}
+	return 0
+}
+
+func fail(err error) int {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	return 1
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}
+
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("not inside a Go module: run from the storefront module")
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// freePort asks the kernel for an unused loopback port.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// shop is the server process under test.
+type shop struct {
+	cmd       *exec.Cmd
+	base      string // http://127.0.0.1:port
+	pprofBase string // "" unless -pprof
+	dbPath    string
+	keysDir   string
+	logPath   string
+	logFile   *os.File
+	exited    chan struct{}
+	once      sync.Once
+}
+
+func startShop(ctx context.Context, bin, tmp string, pprof bool) (*shop, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	s := &shop{base: "http://" + addr, dbPath: filepath.Join(tmp, "shop.db"), keysDir: filepath.Join(tmp, "keys"),
+		logPath: filepath.Join(tmp, "shop.log"), exited: make(chan struct{})}
+	env := append(os.Environ(),
+		"ADDR="+addr, "PUBLIC_URL=http://"+addr, "DB="+s.dbPath, "KEYS_DIR="+s.keysDir,
+		"SANDBOX_DB="+filepath.Join(tmp, "sandbox.db"), "ALIPAY_MODE=local",
+		"ALIPAY_GATEWAY=", "ALIPAY_APP_ID=", "ALIPAY_SELLER_ID=", "SESSION_SECRET=",
+		"ORDER_TTL=240h", "RECONCILE_AFTER=240h", "SANDBOX_TIME_SCALE=1")
+	if pprof {
+		pp, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		s.pprofBase = "http://127.0.0.1:" + strconv.Itoa(pp)
+		env = append(env, "PPROF_ADDR=127.0.0.1:"+strconv.Itoa(pp))
+	} else {
+		env = append(env, "PPROF_ADDR=")
+	}
+	if s.logFile, err = os.Create(s.logPath); err != nil {
+		return nil, err
+	}
+	s.cmd = exec.Command(bin)
+	s.cmd.Dir, s.cmd.Env, s.cmd.Stdout, s.cmd.Stderr = tmp, env, s.logFile, s.logFile
+	// If the bench dies hard, the kernel kills the shop too.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := s.cmd.Start(); err != nil {
+		s.logFile.Close()
+		return nil, err
+	}
+	go func() { s.cmd.Wait(); close(s.exited) }()
+	if err := s.waitHealthy(ctx, 60*time.Second); err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *shop) waitHealthy(ctx context.Context, limit time.Duration) error {
+	c := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.exited:
+			return fmt.Errorf("shop exited during start-up: see %s", s.logPath)
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		resp, err := c.Get(s.base + "/healthz")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 && strings.TrimSpace(string(body)) == "ok" {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("shop not healthy after %s: see %s", limit, s.logPath)
+}
+
+// alive reports whether the process is still running.
+func (s *shop) alive() bool {
+	select {
+	case <-s.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// stop sends SIGTERM (the shop drains and exits), then SIGKILL if it lingers.
+func (s *shop) stop() {
+	s.once.Do(func() {
+		if s.alive() {
+			s.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-s.exited:
+			case <-time.After(10 * time.Second):
+				s.cmd.Process.Kill()
+				<-s.exited
+			}
+		}
+		s.logFile.Close()
+	})
+}
+
+// peakRSS reads VmHWM (peak resident set) of the shop process, in bytes.
+func (s *shop) peakRSS() (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(rest)
+			if len(f) != 2 || f[1] != "kB" {
+				return 0, fmt.Errorf("unexpected VmHWM line %q", line)
+			}
+			kb, err := strconv.ParseInt(f[0], 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc status")
+}
+
+// mustLoopback refuses any URL that is not on 127.0.0.1.
+func mustLoopback(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	ip := net.ParseIP(u.Hostname())
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("refusing non-loopback address %q", raw)
+	}
+	return nil
+}
+
+func writeJSON(path string, rep *report) error {
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func machine() map[string]any {
+	return map[string]any{"nproc": runtime.NumCPU(), "gomaxprocs": runtime.GOMAXPROCS(0),
+		"goos": runtime.GOOS, "goarch": runtime.GOARCH, "go": runtime.Version()}
+}

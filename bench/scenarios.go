@@ -1,0 +1,485 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"storefront/store"
+)
+
+type bench struct {
+	o    options
+	srv  *shop
+	root string
+	tmp  string
+}
+
+// result is one row of the table.
+type result struct {
+	Name         string   `json:"name"`
+	Requests     int      `json:"requests"`
+	Seconds      float64  `json:"seconds"`
+	PerSec       float64  `json:"per_sec"`
+	P50ms        float64  `json:"p50_ms"`
+	P99ms        float64  `json:"p99_ms"`
+	Errors       int      `json:"errors"`
+	ErrorSamples []string `json:"error_samples,omitempty"`
+	Target       string   `json:"target"`
+	TargetMet    bool     `json:"target_met"`
+	Pass         bool     `json:"pass"`
+	Profile      string   `json:"cpu_profile,omitempty"`
+	Note         string   `json:"note,omitempty"`
+	noLatency    bool
+}
+
+type report struct {
+	Machine       map[string]any `json:"machine"`
+	Duration      string         `json:"duration_per_scenario"`
+	Workers       uint64         `json:"workers"`
+	Smoke         bool           `json:"smoke"`
+	ShopperOrders int            `json:"shopper_orders"`
+	NotifyOrders  int            `json:"notify_orders"`
+	Scenarios     []*result      `json:"scenarios"`
+	SignPerSec    float64        `json:"sign_ceiling_per_sec"`
+	PeakRSSMB     float64        `json:"peak_rss_mb"`
+	TotalErrors   int            `json:"total_errors"`
+	WallSeconds   float64        `json:"wall_seconds"`
+	LoadAvgStart  string         `json:"loadavg_start"`
+	LoadAvgEnd    string         `json:"loadavg_end"`
+	ShopLog       string         `json:"shop_log"`
+}
+
+func (r *report) missed() []string {
+	var m []string
+	for _, s := range r.Scenarios {
+		if !s.TargetMet {
+			m = append(m, s.Name)
+		}
+	}
+	return m
+}
+
+func (r *report) add(res *result) *result {
+	r.Scenarios = append(r.Scenarios, res)
+	r.TotalErrors += res.Errors
+	return res
+}
+
+func (b *bench) runAll(ctx context.Context) (*report, error) {
+	ordersN, notifyN := 10_000, int(math.Ceil(3000*b.o.duration.Seconds()*1.5))
+	if b.o.smoke {
+		notifyN = 600
+	}
+	rep := &report{Machine: machine(), Duration: b.o.duration.String(), Workers: b.o.workers, Smoke: b.o.smoke,
+		ShopperOrders: ordersN, NotifyOrders: notifyN, ShopLog: b.srv.logPath, LoadAvgStart: loadAvg()}
+	defer func() { rep.LoadAvgEnd = loadAvg() }()
+
+	t0 := time.Now()
+	sd, err := b.seed(ctx, ordersN, notifyN)
+	if err != nil {
+		return nil, fmt.Errorf("seeding: %w", err)
+	}
+	logf("seeded 20 goods, shopper with %d orders, %d unpaid orders for notifies (%.1fs)", ordersN, notifyN+1,
+		time.Since(t0).Seconds())
+
+	t0 = time.Now()
+	ceilingFor := 2 * time.Second
+	if b.o.smoke {
+		ceilingFor = 500 * time.Millisecond
+	}
+	// The replay order goes first so it is signed even if the budget cuts the pool short.
+	nos := append([]string{sd.replayNo}, sd.notifyNos...)
+	bodies, signRate, err := b.signNotifies(nos, ceilingFor, 30*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("signing notifies: %w", err)
+	}
+	rep.SignPerSec = signRate
+	replayBody, bodies := bodies[0], bodies[1:]
+	logf("signed %d notifies (%.1fs); signing ceiling %.0f/s", len(bodies)+1, time.Since(t0).Seconds(), signRate)
+	if len(bodies) < notifyN {
+		logf("signing budget ran out: %d of %d notifies signed", len(bodies), notifyN)
+	}
+
+	base := b.srv.base
+	get := func(path string, hdr http.Header) vegeta.Targeter {
+		return staticTarget(vegeta.Target{Method: http.MethodGet, URL: base + path, Header: hdr})
+	}
+	cookieHdr := http.Header{"Cookie": {sd.cookie}}
+	newest, err := b.newestOrder(ctx, sd.shopperID)
+	if err != nil {
+		return nil, err
+	}
+
+	// 1. /healthz: the baseline.
+	health, err := b.attack(ctx, "GET /healthz", get("/healthz", nil), func(r *vegeta.Result) string {
+		return expect(r, 200, func() bool { return string(r.Body) == "ok" }, "body not ok")
+	})
+	if err != nil {
+		return rep, err
+	}
+	rep.add(health).Target = "baseline, 0 errors"
+	health.TargetMet = true
+
+	// 2. GET / (goods list).
+	goods, err := b.attack(ctx, "GET / (goods)", get("/", nil), func(r *vegeta.Result) string {
+		return expect(r, 200, func() bool { return strings.Contains(string(r.Body), "/purchase/") }, "no buy buttons")
+	})
+	if err != nil {
+		return rep, err
+	}
+	rep.add(goods).Target = fmt.Sprintf(">= %.0f/s (50%% healthz), p99 <= 10ms", health.PerSec/2)
+	goods.TargetMet = goods.PerSec >= health.PerSec/2 && goods.P99ms <= 10
+
+	// 3. GET /orders, page 1 of a 10,000-order shopper.
+	orders, err := b.attack(ctx, "GET /orders", get("/orders", cookieHdr), func(r *vegeta.Result) string {
+		return expect(r, 200, func() bool { return strings.Contains(string(r.Body), newest) }, "newest order not on page 1")
+	})
+	if err != nil {
+		return rep, err
+	}
+	rep.add(orders).Target = ">= 2000/s, p99 <= 20ms"
+	orders.TargetMet = orders.PerSec >= 2000 && orders.P99ms <= 20
+
+	// 4. POST /purchase/:id, logged in, CSRF token in form and cookie.
+	gateway := base + "/sandbox/gateway.do?"
+	purchase, err := b.attack(ctx, "POST /purchase/:id", staticTarget(vegeta.Target{Method: http.MethodPost,
+		URL:  base + "/purchase/" + strconv.FormatInt(sd.goodsForBuy, 10),
+		Body: []byte(url.Values{"_csrf": {sd.csrf}}.Encode()),
+		Header: http.Header{"Cookie": {sd.cookie},
+			"Content-Type": {"application/x-www-form-urlencoded"}}}), func(r *vegeta.Result) string {
+		return expect(r, http.StatusSeeOther, func() bool {
+			return strings.HasPrefix(r.Headers.Get("Location"), gateway)
+		}, "Location is not the gateway")
+	})
+	if err != nil {
+		return rep, err
+	}
+	rep.add(purchase).Target = fmt.Sprintf(">= %.0f/s (70%% sign ceiling)", 0.7*signRate)
+	purchase.TargetMet = purchase.PerSec >= 0.7*signRate
+
+	// 5. POST /check_order, distinct valid notifies for distinct unpaid orders.
+	var sent atomic.Int64
+	formHdr := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
+	distinct, err := b.attack(ctx, "POST /check_order distinct", func(t *vegeta.Target) error {
+		i := sent.Add(1) - 1
+		if i >= int64(len(bodies)) {
+			return vegeta.ErrNoTargets
+		}
+		*t = vegeta.Target{Method: http.MethodPost, URL: base + "/check_order", Body: bodies[i], Header: formHdr}
+		return nil
+	}, func(r *vegeta.Result) string {
+		return expect(r, 200, func() bool { return string(r.Body) == "success" }, "")
+	})
+	if err != nil {
+		return rep, err
+	}
+	rep.add(distinct).Target = ">= 3000/s, all success and applied"
+	paid, err := b.countPaid(ctx, sd.payerID, sd.replayNo)
+	if err != nil {
+		return rep, err
+	}
+	successes := distinct.Requests - distinct.Errors
+	distinct.Note = fmt.Sprintf("%d success answers, %d orders paid in the DB", successes, paid)
+	if paid != successes {
+		d := paid - successes
+		if d < 0 {
+			d = -d
+		}
+		distinct.Errors += d
+		rep.TotalErrors += d
+		distinct.ErrorSamples = append(distinct.ErrorSamples, "paid orders != success answers: "+distinct.Note)
+	}
+	if sent.Load() >= int64(len(bodies)) {
+		distinct.Note += fmt.Sprintf("; pool of %d notifies used up before the duration ended", len(bodies))
+	}
+	distinct.TargetMet = distinct.PerSec >= 3000
+
+	// 6. POST /check_order replaying ONE notify (the idempotent path).
+	replay, err := b.attack(ctx, "POST /check_order replay", staticTarget(vegeta.Target{Method: http.MethodPost,
+		URL: base + "/check_order", Body: replayBody, Header: formHdr}), func(r *vegeta.Result) string {
+		return expect(r, 200, func() bool { return string(r.Body) == "success" }, "")
+	})
+	if err != nil {
+		return rep, err
+	}
+	rep.add(replay).Target = "all success"
+	if st, err := b.orderStatus(ctx, sd.replayNo); err != nil {
+		return rep, err
+	} else if st != store.StatusPaid {
+		replay.Errors++
+		rep.TotalErrors++
+		replay.ErrorSamples = append(replay.ErrorSamples, "replayed order is "+st+", not paid")
+	}
+	replay.TargetMet = true
+
+	// The signing ceiling and the server's peak RSS.
+	sig := rep.add(&result{Name: "RSA-2048 sign ceiling (in-process)", PerSec: signRate, Seconds: ceilingFor.Seconds(),
+		Requests: int(signRate * ceilingFor.Seconds()), Target: "reference", TargetMet: true, noLatency: true})
+	sig.Note = fmt.Sprintf("%d goroutines", runtime.GOMAXPROCS(0))
+	rss, err := b.srv.peakRSS()
+	if err != nil {
+		return rep, fmt.Errorf("reading peak RSS: %w", err)
+	}
+	rep.PeakRSSMB = float64(rss) / (1 << 20)
+	rep.add(&result{Name: "shop peak RSS (VmHWM)", Target: "<= 80 MB", TargetMet: rep.PeakRSSMB <= 80,
+		Note: fmt.Sprintf("%.1f MB", rep.PeakRSSMB), noLatency: true})
+
+	for _, s := range rep.Scenarios {
+		s.Pass = s.TargetMet && s.Errors == 0
+	}
+	if !b.srv.alive() {
+		return rep, fmt.Errorf("the shop exited during the run")
+	}
+	return rep, nil
+}
+
+// expect checks status and, if ok, the body/header predicate; "" means fine.
+func expect(r *vegeta.Result, code uint16, ok func() bool, what string) string {
+	if r.Code != code {
+		if r.Code == 0 {
+			return "transport: " + r.Error
+		}
+		return fmt.Sprintf("status %d: %.80s", r.Code, strings.TrimSpace(string(r.Body)))
+	}
+	if !ok() {
+		if what == "" {
+			return fmt.Sprintf("body %.80q", r.Body)
+		}
+		return what
+	}
+	return ""
+}
+
+// staticTarget hits the same target every time (safe for concurrent workers).
+func staticTarget(t vegeta.Target) vegeta.Targeter {
+	return func(dst *vegeta.Target) error {
+		*dst = t
+		return nil
+	}
+}
+
+// attack runs one scenario: b.o.workers fixed workers, as fast as they go, for
+// b.o.duration (or until the targeter runs out), checking every response.
+func (b *bench) attack(ctx context.Context, name string, tr vegeta.Targeter, check func(*vegeta.Result) string) (*result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var probe vegeta.Target
+	if err := tr(&probe); err != nil {
+		return nil, err
+	}
+	if err := mustLoopback(probe.URL); err != nil {
+		return nil, err
+	}
+	// The probe consumed one target of a one-shot targeter: put it back in front.
+	var used atomic.Bool
+	first := probe
+	guarded := func(t *vegeta.Target) error {
+		if used.CompareAndSwap(false, true) {
+			*t = first
+			return nil
+		}
+		return tr(t)
+	}
+	atk := vegeta.NewAttacker(vegeta.Workers(b.o.workers), vegeta.MaxWorkers(b.o.workers),
+		vegeta.Connections(int(b.o.workers)), vegeta.KeepAlive(true), vegeta.Redirects(vegeta.NoFollow),
+		vegeta.Timeout(30*time.Second), vegeta.Proxy(func(*http.Request) (*url.URL, error) { return nil, nil }))
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			atk.Stop()
+		case <-done:
+		}
+	}()
+	res := &result{Name: name}
+	var prof sync.WaitGroup
+	if b.srv.pprofBase != "" {
+		secs := max(1, min(5, int(math.Round(b.o.duration.Seconds()))))
+		res.Profile = filepath.Join(b.tmp, "cpu-"+slug(name)+".pprof")
+		prof.Go(func() {
+			if err := fetchProfile(ctx, b.srv.pprofBase, secs, res.Profile); err != nil {
+				logf("profile %s: %v", name, err)
+				res.Profile = ""
+			}
+		})
+	}
+	lat := make([]time.Duration, 0, 1<<16)
+	seen := map[string]bool{}
+	start := time.Now()
+	for r := range atk.Attack(guarded, vegeta.Rate{Freq: 0, Per: time.Second}, b.o.duration, name) {
+		if r.Code == 0 && r.Error == vegeta.ErrNoTargets.Error() {
+			continue
+		}
+		lat = append(lat, r.Latency)
+		if reason := check(r); reason != "" {
+			res.Errors++
+			if len(seen) < 5 && !seen[reason] {
+				seen[reason] = true
+				res.ErrorSamples = append(res.ErrorSamples, reason)
+			}
+		}
+	}
+	elapsed := time.Since(start)
+	prof.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	res.Requests, res.Seconds = len(lat), elapsed.Seconds()
+	res.PerSec = float64(len(lat)) / elapsed.Seconds()
+	slices.Sort(lat)
+	res.P50ms, res.P99ms = quantileMS(lat, 0.50), quantileMS(lat, 0.99)
+	logf("%-28s %7d req %9.0f/s p50 %6.2fms p99 %6.2fms errors %d", name, res.Requests, res.PerSec,
+		res.P50ms, res.P99ms, res.Errors)
+	return res, nil
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
+}
+
+func quantileMS(sorted []time.Duration, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return float64(sorted[max(0, i)]) / float64(time.Millisecond)
+}
+
+func slug(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case b.Len() > 0 && !strings.HasSuffix(b.String(), "_"):
+			b.WriteByte('_')
+		}
+	}
+	return strings.Trim(b.String(), "_")
+}
+
+func fetchProfile(ctx context.Context, pprofBase string, secs int, path string) error {
+	u := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", pprofBase, secs)
+	if err := mustLoopback(u); err != nil {
+		return err
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	resp, err := (&http.Client{Timeout: time.Duration(secs+30) * time.Second}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func (b *bench) openDB() (*sqlx.DB, error) {
+	return sqlx.Open("sqlite3", store.DSN(b.srv.dbPath))
+}
+
+func (b *bench) newestOrder(ctx context.Context, userID int64) (string, error) {
+	db, err := b.openDB()
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	var no string
+	err = db.GetContext(ctx, &no, `SELECT out_trade_no FROM orders WHERE user_id = ? ORDER BY id DESC LIMIT 1`, userID)
+	return no, err
+}
+
+func (b *bench) countPaid(ctx context.Context, payerID int64, except string) (int, error) {
+	db, err := b.openDB()
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	var n int
+	err = db.GetContext(ctx, &n, `SELECT COUNT(*) FROM orders WHERE user_id = ? AND status = 'paid' AND out_trade_no <> ?`,
+		payerID, except)
+	return n, err
+}
+
+func (b *bench) orderStatus(ctx context.Context, no string) (string, error) {
+	db, err := b.openDB()
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	var st string
+	err = db.GetContext(ctx, &st, `SELECT status FROM orders WHERE out_trade_no = ?`, no)
+	return st, err
+}
+
+func printTable(w io.Writer, rep *report) {
+	fmt.Fprintf(w, "\nstorefront bench: %v, %d workers, %s per scenario%s\n", rep.Machine, rep.Workers, rep.Duration,
+		map[bool]string{true: " (smoke)", false: ""}[rep.Smoke])
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "scenario\trequests\treq/s\tp50\tp99\terrors\ttarget\tresult\t")
+	for _, s := range rep.Scenarios {
+		verdict := "PASS"
+		switch {
+		case s.Errors > 0:
+			verdict = "FAIL (errors)"
+		case !s.TargetMet:
+			verdict = "MISS"
+		}
+		reqs, rate, p50, p99 := strconv.Itoa(s.Requests), fmt.Sprintf("%.0f", s.PerSec),
+			fmt.Sprintf("%.2fms", s.P50ms), fmt.Sprintf("%.2fms", s.P99ms)
+		if s.noLatency {
+			p50, p99 = "-", "-"
+			if s.PerSec == 0 {
+				reqs, rate = "-", "-"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t\n", s.Name, reqs, rate, p50, p99, s.Errors, s.Target, verdict)
+	}
+	tw.Flush()
+	for _, s := range rep.Scenarios {
+		if s.Note != "" {
+			fmt.Fprintf(w, "  %s: %s\n", s.Name, s.Note)
+		}
+		for _, e := range s.ErrorSamples {
+			fmt.Fprintf(w, "  %s error: %s\n", s.Name, e)
+		}
+		if s.Profile != "" {
+			fmt.Fprintf(w, "  %s CPU profile: %s\n", s.Name, s.Profile)
+		}
+	}
+	fmt.Fprintf(w, "load average at start %s, at end %s (other work on the machine skews every figure)\n",
+		rep.LoadAvgStart, rep.LoadAvgEnd)
+	fmt.Fprintf(w, "total errors: %d\n", rep.TotalErrors)
+}
