@@ -1,11 +1,14 @@
 package handlers
 
 import (
+	"bytes"
+	"html"
 	"net/http"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
 
+	"storefront/store"
 	"storefront/views"
 )
 
@@ -24,7 +27,37 @@ func (h *Handler) goodsList(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return render(c, http.StatusOK, views.GoodsList(views.GoodsListPage{Layout: h.layout(c, "全部商品"), Goods: gs}))
+	grid, err := h.goodsGrid(c, gs)
+	if err != nil {
+		return err
+	}
+	l := h.layout(c, "全部商品")
+	grid = bytes.ReplaceAll(grid, []byte(views.CSRFPlaceholder), []byte(html.EscapeString(l.CSRF)))
+	return render(c, http.StatusOK, views.GoodsList(views.GoodsListPage{Layout: l, Grid: grid}))
+}
+
+// gridFragment is the goods grid rendered for one goods snapshot.
+type gridFragment struct {
+	snapshot *store.Goods // identity of the ListGoods slice it was rendered from
+	html     []byte
+}
+
+// goodsGrid returns the rendered grid for gs, rendering it only when the goods snapshot
+// changed: the home page is the busiest page and its cards are the same for everyone.
+func (h *Handler) goodsGrid(c echo.Context, gs []store.Goods) ([]byte, error) {
+	var key *store.Goods
+	if len(gs) > 0 {
+		key = &gs[0]
+	}
+	if f := h.grid.Load(); f != nil && f.snapshot == key && key != nil {
+		return f.html, nil
+	}
+	var buf bytes.Buffer
+	if err := views.GoodsGrid(gs, views.CSRFPlaceholder).Render(c.Request().Context(), &buf); err != nil {
+		return nil, err
+	}
+	h.grid.Store(&gridFragment{snapshot: key, html: buf.Bytes()})
+	return buf.Bytes(), nil
 }
 
 func (h *Handler) goodsDetail(c echo.Context) error {

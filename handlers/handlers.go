@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/sessions"
@@ -45,6 +46,7 @@ type Handler struct {
 	now    func() time.Time
 	log    *slog.Logger
 	limits loginLimits
+	grid   atomic.Pointer[gridFragment] // the home page's goods grid, per goods snapshot
 }
 
 // New returns the shop's router with every route and middleware installed.
