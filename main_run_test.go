@@ -9,11 +9,13 @@ import (
 	"encoding/pem"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -219,5 +221,22 @@ func TestModesRefuseToStartWithoutKeys(t *testing.T) {
 	}
 	if _, err := loadConfig(func(k string) string { return map[string]string{"ALIPAY_MODE": "live"}[k] }); err == nil {
 		t.Fatal("unknown mode accepted")
+	}
+}
+
+func TestTuneGC(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(math.MaxInt64))
+	tuneGC(func(string) string { return "" })
+	if got := debug.SetGCPercent(100); got != 200 {
+		t.Fatalf("GOGC %d, want 200", got)
+	}
+	if got := debug.SetMemoryLimit(-1); got != 64<<20 {
+		t.Fatalf("memory limit %d", got)
+	}
+	debug.SetGCPercent(150)
+	tuneGC(func(k string) string { return map[string]string{"GOGC": "150", "GOMEMLIMIT": "1GiB"}[k] })
+	if got := debug.SetGCPercent(100); got != 150 {
+		t.Fatalf("an explicit GOGC was overridden: %d", got)
 	}
 }
