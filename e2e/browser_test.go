@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -14,7 +13,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +20,8 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
+
+	"storefront/shoptest"
 )
 
 // Budgets. The build is apart: a cold cgo build of sqlite can take a minute on CI.
@@ -241,24 +241,6 @@ func buildShop(t *testing.T) string {
 	return bin
 }
 
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startShop runs the binary with zero configuration on a free port and waits for
 // /healthz. It stops the shop at the end (SIGTERM to its process group, then SIGKILL)
 // and prints its output when the test failed.
@@ -274,7 +256,7 @@ func startShop(t *testing.T, bin string) string {
 		"KEYS_DIR="+filepath.Join(dir, "keys"),
 		"SANDBOX_DB="+filepath.Join(dir, "sandbox.db"),
 	)
-	var stdout, stderr syncBuffer
+	var stdout, stderr shoptest.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -364,7 +346,7 @@ func freeAddr(t *testing.T) string {
 // profile, and returns a tab context. The browser ends with the test.
 func startBrowser(t *testing.T, ctx context.Context, path string) context.Context {
 	t.Helper()
-	var out syncBuffer
+	var out shoptest.SyncBuffer
 	actx, acancel := chromedp.NewExecAllocator(ctx,
 		chromedp.ExecPath(path),
 		chromedp.Flag("headless", true),

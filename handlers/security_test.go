@@ -6,7 +6,6 @@ package handlers_test
 //	go test -race -run 'TestSecurity' -v ./handlers/
 
 import (
-	"bytes"
 	"fmt"
 	"html"
 	"io"
@@ -36,24 +35,6 @@ const secPassword = "Tr0ub4dor&3-never-log-me"
 
 // shoptest's session keys (see shoptest.New): they must never reach a log line either.
 var sessionSecrets = []string{strings.Repeat("h", 32), strings.Repeat("b", 32)}
-
-// syncBuffer collects the log output of the whole security run.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // auditTransport checks every response the table's browsers receive: no 5xx anywhere,
 // and every HTML page of the shop carries the security headers.
@@ -120,12 +101,12 @@ type secEnv struct {
 	shop  *shoptest.Shop
 	audit *auditTransport
 	db    *sqlx.DB
-	logs  *syncBuffer
+	logs  *shoptest.SyncBuffer
 	gid   int64
 }
 
 func newSecEnv(t *testing.T) *secEnv {
-	logs := &syncBuffer{}
+	logs := &shoptest.SyncBuffer{}
 	logger := slog.New(handlers.NewLogHandler(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	shop := shoptest.New(t, shoptest.Options{Logger: logger})
 	db, err := sqlx.Open("sqlite3", store.DSN(filepath.Join(shop.Dir, "shop.db")))
