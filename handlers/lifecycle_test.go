@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -274,6 +275,15 @@ func TestCancelWhenAlipayUnreachable(t *testing.T) {
 	}
 	if shop.Order(t, o.OutTradeNo).Status != store.StatusUnpaid {
 		t.Fatal("cancelled without closing the trade")
+	}
+	// The expiry worker doesn't close what it couldn't close at Alipay, and says why
+	// (RunWorkers then backs off instead of retrying every second).
+	shop.Clock.Advance(31 * time.Minute)
+	if n, err := shop.Pay.ExpireDue(context.Background()); n != 0 || !errors.Is(err, payment.ErrGatewayDown) {
+		t.Fatalf("ExpireDue with Alipay down = %d, %v", n, err)
+	}
+	if shop.Order(t, o.OutTradeNo).Status != store.StatusUnpaid {
+		t.Fatal("expired without closing the trade")
 	}
 }
 

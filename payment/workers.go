@@ -15,36 +15,48 @@ const batch = 50
 // maxBackoff caps the wait between two reconciliation queries for one order.
 const maxBackoff = time.Hour
 
+// maxIdle caps the pause between worker passes while Alipay is unreachable.
+const maxIdle = time.Minute
+
 // RunWorkers runs expiry and reconciliation every interval until ctx is done. Both
-// work off the database, so a restarted shop picks up where it stopped.
+// work off the database, so a restarted shop picks up where it stopped. While Alipay
+// can't be reached the pause doubles (up to maxIdle), so an outage isn't hammered with
+// the same close calls every second.
 func (s *Service) RunWorkers(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	wait := interval
 	for {
 		// Expiry first: an order past its TTL is closed (or found paid) rather than queried.
-		if _, err := s.ExpireDue(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error("expiry worker", "err", err)
+		_, errExp := s.ExpireDue(ctx)
+		if errExp != nil && ctx.Err() == nil && !errors.Is(errExp, ErrGatewayDown) {
+			s.log.Error("expiry worker", "err", errExp)
 		}
 		if _, err := s.ReconcileDue(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("reconcile worker", "err", err)
+		}
+		if errors.Is(errExp, ErrGatewayDown) {
+			wait = min(wait*2, maxIdle)
+		} else {
+			wait = interval
 		}
 		select {
 		case <-ctx.Done():
 			s.log.Info("workers stopped")
 			return
-		case <-t.C:
+		case <-time.After(wait):
 		}
 	}
 }
 
 // ExpireDue closes unpaid orders past their expiry (trade.close first, same race rule
-// as Cancel) and returns how many it closed or found paid.
+// as Cancel) and returns how many it closed or found paid; the error wraps
+// ErrGatewayDown if Alipay could not be reached for some of them.
 func (s *Service) ExpireDue(ctx context.Context) (int, error) {
 	os, err := s.st.DueForExpiry(ctx, s.now(), batch)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
+	var down error
 	for _, o := range os {
 		if ctx.Err() != nil {
 			return n, ctx.Err()
@@ -60,9 +72,12 @@ func (s *Service) ExpireDue(ctx context.Context) (int, error) {
 		case errors.Is(err, store.ErrNotUnpaid):
 		default:
 			s.log.Warn("expiry failed; will retry", "out_trade_no", o.OutTradeNo, "err", err)
+			if errors.Is(err, ErrGatewayDown) {
+				down = err
+			}
 		}
 	}
-	return n, nil
+	return n, down
 }
 
 // ReconcileDue queries Alipay about unpaid orders whose notify is overdue and applies
