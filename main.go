@@ -90,6 +90,7 @@ type config struct {
 	TimeScale                          float64
 	SandboxDB                          string
 	Pprof                              string // PPROF_ADDR: profiling endpoint, off unless set
+	DevReload                          bool   // DEV_RELOAD=1: allow templ's live-reload script
 	mountEmulator                      bool
 }
 
@@ -104,6 +105,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		Addr: env("ADDR", "127.0.0.1:8080"), DB: env("DB", "shop.db"), KeysDir: env("KEYS_DIR", "keys"),
 		Mode: env("ALIPAY_MODE", modeLocal), Gateway: env("ALIPAY_GATEWAY", ""),
 		SessionSecret: env("SESSION_SECRET", ""), Pprof: env("PPROF_ADDR", ""),
+		DevReload: env("DEV_RELOAD", "") == "1",
 	}
 	c.PublicURL = strings.TrimRight(env("PUBLIC_URL", "http://"+c.Addr), "/")
 	c.SandboxDB = env("SANDBOX_DB", filepath.Join(filepath.Dir(c.DB), "sandbox.db"))
@@ -243,7 +245,8 @@ func runShop(ctx context.Context, getenv func(string) string, out io.Writer, log
 	static, _ := fs.Sub(staticFiles, "static")
 	hcfg := handlers.Config{Store: st, Payments: pay, Sessions: handlers.NewSessionStore(hashKey, blockKey,
 		strings.HasPrefix(cfg.PublicURL, "https://")), Static: static, Gateway: cfg.Gateway,
-		OrderTTL: cfg.OrderTTL, Secure: strings.HasPrefix(cfg.PublicURL, "https://"), Logger: log}
+		OrderTTL: cfg.OrderTTL, Secure: strings.HasPrefix(cfg.PublicURL, "https://"), Logger: log,
+		DevReload: cfg.DevReload && cfg.Mode != modeProduction}
 	if emu != nil {
 		hcfg.Sandbox = emu
 	}

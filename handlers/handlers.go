@@ -34,6 +34,9 @@ type Config struct {
 	// Login attempts allowed per client address and per account (per minute, with the
 	// same burst). Zero means the defaults (20 and 5).
 	LoginPerIP, LoginPerAccount rate.Limit
+	// DevReload lets templ's live-reload proxy (go tool task dev) run its script; never
+	// set in production, where the CSP allows no script at all.
+	DevReload bool
 	// BcryptCost for new passwords; zero means bcrypt.DefaultCost (tests lower it).
 	BcryptCost int
 }

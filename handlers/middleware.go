@@ -136,8 +136,12 @@ func (h *Handler) csp() string {
 	if u, err := url.Parse(h.cfg.Gateway); err == nil && u.Host != "" {
 		formAction += " " + u.Scheme + "://" + u.Host
 	}
-	return "default-src 'none'; img-src 'self' data:; style-src 'self'; form-action " + formAction +
+	csp := "default-src 'none'; img-src 'self' data:; style-src 'self'; form-action " + formAction +
 		"; frame-ancestors 'none'; base-uri 'none'"
+	if h.cfg.DevReload {
+		csp += "; script-src 'self'; connect-src 'self'"
+	}
+	return csp
 }
 
 // timeoutCtx bounds calls to Alipay made while a shopper waits.
