@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/smartwalle/alipay/v3"
+
+	"storefront/payment"
 )
 
 const (
@@ -108,17 +110,13 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 	return h
 }
 
-// newClient is the shop's smartwalle client pointed at the emulator.
+// newClient is the shop's own Alipay client (payment.NewClient, as main.go builds it)
+// pointed at the emulator.
 func (h *harness) newClient(appID, privPEM string) *alipay.Client {
 	h.t.Helper()
-	c, err := alipay.New(appID, privPEM, false,
-		alipay.WithSandboxGateway(h.srv.URL+"/sandbox/gateway.do"),
-		alipay.WithHTTPClient(&http.Client{Timeout: 5 * time.Second}),
-		alipay.WithTimeLocation(shanghai))
+	c, err := payment.NewClient(payment.ClientOptions{AppID: appID, AppPrivateKey: []byte(privPEM),
+		AlipayPublicKey: emuKeys.pubPKIX, Gateway: h.srv.URL + "/sandbox/gateway.do", Timeout: 5 * time.Second})
 	if err != nil {
-		h.t.Fatal(err)
-	}
-	if err := c.LoadAliPayPublicKey(string(emuKeys.pubPKIX)); err != nil {
 		h.t.Fatal(err)
 	}
 	return c
