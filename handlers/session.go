@@ -140,7 +140,7 @@ func requireUser(c echo.Context, next string) (sessionUser, error) {
 	return sessionUser{}, c.Redirect(http.StatusSeeOther, "/login?next="+url.QueryEscape(next))
 }
 
-// errRedirected tells a handler that requireUser already answered.
+// answered tells a handler that requireUser already sent the login redirect.
 func answered(c echo.Context) bool { return c.Response().Committed }
 
 func (h *Handler) saveSession(c echo.Context, s *sessions.Session) error {

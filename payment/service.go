@@ -22,7 +22,6 @@ import (
 // Errors the handlers map to pages.
 var (
 	ErrBadSignature = errors.New("alipay signature does not verify")
-	ErrForeignApp   = errors.New("message is for another app or seller")
 	ErrAlreadyPaid  = errors.New("order was paid at Alipay")
 	ErrGatewayDown  = errors.New("alipay did not answer")
 )

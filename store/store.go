@@ -26,7 +26,6 @@ var (
 	ErrGoodsGone     = errors.New("goods no longer on sale")
 	ErrEmptyOrder    = errors.New("order has no lines")
 	ErrNotUnpaid     = errors.New("order is not unpaid")
-	ErrExpired       = errors.New("order has expired")
 	ErrBadQuantity   = errors.New("quantity must be 1 to 99")
 	ErrSchemaTooNew  = errors.New("database schema is newer than this program")
 	ErrTooManyInCart = errors.New("too many lines in cart")
