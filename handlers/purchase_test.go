@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jmoiron/sqlx"
 
 	"storefront/payment"
 	"storefront/shanghai"
@@ -255,3 +258,22 @@ func TestOrdersOwnOnlyNewestFirstPaginated(t *testing.T) {
 }
 
 func jsonDecode(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+// A session cookie that outlived its user (the database was deleted, the session key
+// kept) is a logged-out visitor, not a 500 on the next purchase.
+func TestSessionOfDeletedUser(t *testing.T) {
+	shop := shoptest.New(t, shoptest.Options{NoEmulator: true})
+	shop.Demo(t, "键盘", 39900, nil)
+	b := shop.Browser()
+	b.Signup(t, "gone@example.com")
+	// As if shop.db had been deleted and recreated: the user is gone, the cookie isn't.
+	db := sqlx.MustOpen("sqlite3", store.DSN(filepath.Join(shop.Dir, "shop.db")))
+	db.MustExec(`DELETE FROM users WHERE email = 'gone@example.com'`)
+	db.Close()
+	if r := b.Post(t, "/purchase/1", nil); r.Status != http.StatusSeeOther || !strings.HasPrefix(r.Location, "/login") {
+		t.Fatalf("purchase by a deleted user: %d %q", r.Status, r.Location)
+	}
+	if r := b.Get(t, "/"); r.Status != 200 || strings.Contains(r.Body, "gone@example.com") {
+		t.Fatalf("home page for a deleted user: %d", r.Status)
+	}
+}

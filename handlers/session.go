@@ -3,6 +3,7 @@ package handlers
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
 
+	"storefront/store"
 	"storefront/views"
 )
 
@@ -112,8 +114,16 @@ func (h *Handler) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 		sess, _ := h.cfg.Sessions.Get(c.Request(), sessionName)
 		c.Set("session", sess)
 		if id, ok := sess.Values["uid"].(int64); ok && id > 0 {
-			email, _ := sess.Values["email"].(string)
-			c.Set("user", sessionUser{ID: id, Email: email})
+			// The cookie outlives the database (a developer deletes shop.db, keeps
+			// keys/session.key): a user who no longer exists is simply logged out, rather
+			// than a foreign-key error on their next purchase.
+			u, err := h.st.UserByID(c.Request().Context(), id)
+			switch {
+			case err == nil:
+				c.Set("user", sessionUser{ID: u.ID, Email: u.Email})
+			case !errors.Is(err, store.ErrNotFound):
+				return err
+			}
 		}
 		return next(c)
 	}
