@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"storefront/shoptest"
 )
 
 // transport is shared by the suite's clients: enough idle connections per host that
@@ -21,21 +23,10 @@ func newClient(timeout time.Duration) *http.Client {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
-// emuTrade is GET /sandbox/api/trades/{no}.
-type emuTrade struct {
-	Status      string `json:"status"`
-	TotalAmount string `json:"total_amount"`
-	TradeNo     string `json:"trade_no"`
-	Deliveries  []struct {
-		At         string `json:"at"`
-		HTTPStatus int    `json:"http_status"`
-		Body       string `json:"body"`
-		Error      string `json:"error"`
-	} `json:"deliveries"`
-}
-
-func getTrade(c *http.Client, base, no string) (emuTrade, int, error) {
-	var t emuTrade
+// getTrade reads GET /sandbox/api/trades/{no} (same shape as shoptest.EmuTradeOf, but
+// returning errors: the suite calls it from goroutines and against the standalone emulator).
+func getTrade(c *http.Client, base, no string) (shoptest.EmuTrade, int, error) {
+	var t shoptest.EmuTrade
 	resp, err := c.Get(base + "/sandbox/api/trades/" + url.PathEscape(no))
 	if err != nil {
 		return t, 0, err
