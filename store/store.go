@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 )
 
 // SchemaVersion is the PRAGMA user_version that schema.sql sets.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // Named errors; handlers map them to HTTP statuses in one place.
 var (
@@ -38,6 +39,9 @@ type Store struct {
 	db  *sqlx.DB // readers
 	wdb *sqlx.DB // the one writer
 	now func() time.Time
+
+	// installation is this database file's random token (table installation).
+	installation string
 
 	// The goods list is read on every home page view and changes rarely: it is kept in
 	// memory, dropped by every write of this process that touches goods (goodsGen), and
@@ -85,7 +89,12 @@ func Open(path, schema string, now func() time.Time) (*Store, error) {
 	}
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(8)
-	return &Store{db: db, wdb: wdb, now: now}, nil
+	st := &Store{db: db, wdb: wdb, now: now}
+	if err := db.Get(&st.installation, `SELECT token FROM installation WHERE id = 1`); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("store: reading installation token: %w", err)
+	}
+	return st, nil
 }
 
 func migrate(db *sqlx.DB, schema string) error {
@@ -96,12 +105,18 @@ func migrate(db *sqlx.DB, schema string) error {
 	if v > SchemaVersion {
 		return fmt.Errorf("%w: database %d, program %d", ErrSchemaTooNew, v, SchemaVersion)
 	}
-	// Version 1 is the whole schema; later versions add their steps after this one.
+	// schema.sql is the whole schema, every statement idempotent: version 1 files gain
+	// what version 2 added (the installation table) by applying it again. A change that
+	// is not additive gets its own step here, keyed on v.
 	if _, err := db.Exec(schema); err != nil {
 		return fmt.Errorf("store: applying schema: %w", err)
 	}
 	return nil
 }
+
+// Installation returns the token of this database file: it changes only when the file
+// is recreated, so a session that carries it belongs to this database's users.
+func (s *Store) Installation() string { return s.installation }
 
 // Close closes both pools.
 func (s *Store) Close() error {
@@ -134,7 +149,14 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 		tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	err = tx.Commit()
+	// Commit handed the writer connection to the next waiting goroutine, which the
+	// runtime queued to run next on this P — after whatever this goroutine does now,
+	// often 0.8 ms of RSA signing. Yielding lets it start its transaction at once; without
+	// it the single writer sat idle between transactions and capped purchases (bench:
+	// 1,385/s with the CPU 9% idle and p99 98 ms, then 1,727/s, 2% idle, p99 40 ms).
+	runtime.Gosched()
+	return err
 }
 
 func notFound(err error) error {
