@@ -86,4 +86,13 @@ CREATE TABLE IF NOT EXISTS cart_items (
     PRIMARY KEY (user_id, goods_id)
 );
 
-PRAGMA user_version = 1;
+-- One row, made when the database file is: sessions carry its token, so a cookie from
+-- an earlier shop.db (deleted and recreated, same session key) is not taken for the user
+-- who now has the same id. Added in version 2; version 1 files get it at the next start.
+CREATE TABLE IF NOT EXISTS installation (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    token TEXT    NOT NULL
+);
+INSERT OR IGNORE INTO installation (id, token) VALUES (1, lower(hex(randomblob(16))));
+
+PRAGMA user_version = 2;

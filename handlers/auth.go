@@ -83,7 +83,7 @@ func (h *Handler) login(c echo.Context) error {
 
 func (h *Handler) startSession(c echo.Context, u store.User, next string) error {
 	s := session(c)
-	s.Values = map[any]any{"uid": u.ID, "email": u.Email}
+	s.Values = map[any]any{"uid": u.ID, "email": u.Email, "db": h.st.Installation()}
 	if err := h.saveSession(c, s); err != nil {
 		return err
 	}

@@ -6,12 +6,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jmoiron/sqlx"
 
 	"storefront/payment"
 	"storefront/shanghai"
@@ -259,21 +256,40 @@ func TestOrdersOwnOnlyNewestFirstPaginated(t *testing.T) {
 
 func jsonDecode(s string, v any) error { return json.Unmarshal([]byte(s), v) }
 
-// A session cookie that outlived its user (the database was deleted, the session key
-// kept) is a logged-out visitor, not a 500 on the next purchase.
-func TestSessionOfDeletedUser(t *testing.T) {
+// A session cookie that outlived its database (shop.db deleted and recreated, the session
+// key kept) is a logged-out visitor in the new one — not the new user who got the same
+// id, and not a 500 on the next purchase.
+func TestSessionFromAnEarlierDatabase(t *testing.T) {
+	old := shoptest.New(t, shoptest.Options{NoEmulator: true})
+	ob := old.Browser()
+	ob.Signup(t, "first@example.com")
+	oldURL, _ := url.Parse(old.URL)
+	cookies := ob.Client.Jar.Cookies(oldURL)
+
+	// The same session keys (shoptest uses fixed ones), a new database file.
 	shop := shoptest.New(t, shoptest.Options{NoEmulator: true})
 	shop.Demo(t, "键盘", 39900, nil)
-	b := shop.Browser()
-	b.Signup(t, "gone@example.com")
-	// As if shop.db had been deleted and recreated: the user is gone, the cookie isn't.
-	db := sqlx.MustOpen("sqlite3", store.DSN(filepath.Join(shop.Dir, "shop.db")))
-	db.MustExec(`DELETE FROM users WHERE email = 'gone@example.com'`)
-	db.Close()
-	if r := b.Post(t, "/purchase/1", nil); r.Status != http.StatusSeeOther || !strings.HasPrefix(r.Location, "/login") {
-		t.Fatalf("purchase by a deleted user: %d %q", r.Status, r.Location)
+	nb := shop.Browser()
+	nb.Signup(t, "second@example.com") // gets user id 1, as first@ had in the old file
+	u, err := shop.Store.UserByEmail(context.Background(), "second@example.com")
+	if err != nil || u.ID != 1 {
+		t.Fatalf("second user: %+v %v", u, err)
 	}
-	if r := b.Get(t, "/"); r.Status != 200 || strings.Contains(r.Body, "gone@example.com") {
-		t.Fatalf("home page for a deleted user: %d", r.Status)
+
+	b := shop.Browser()
+	newURL, _ := url.Parse(shop.URL)
+	b.Client.Jar.SetCookies(newURL, cookies)
+	if r := b.Get(t, "/orders"); r.Status != http.StatusSeeOther || !strings.HasPrefix(r.Location, "/login") {
+		t.Fatalf("old cookie on /orders: %d %q, want a redirect to login", r.Status, r.Location)
+	}
+	if r := b.Post(t, "/purchase/1", nil); r.Status != http.StatusSeeOther || !strings.HasPrefix(r.Location, "/login") {
+		t.Fatalf("purchase with an old cookie: %d %q", r.Status, r.Location)
+	}
+	if r := b.Get(t, "/"); r.Status != 200 || strings.Contains(r.Body, "example.com") {
+		t.Fatalf("home page with an old cookie shows a user: %d", r.Status)
+	}
+	// The cookie still works where it was issued.
+	if r := ob.Get(t, "/orders"); r.Status != 200 {
+		t.Fatalf("old cookie in its own shop: %d", r.Status)
 	}
 }

@@ -3,7 +3,6 @@ package handlers
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -13,7 +12,6 @@ import (
 	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
 
-	"storefront/store"
 	"storefront/views"
 )
 
@@ -106,6 +104,13 @@ type sessionUser struct {
 
 // loadSession decodes the session once per request. A cookie that fails to decode
 // (old key, tampering) is treated as logged out rather than as an error.
+//
+// The session holds the user's id and email and the database's installation token, so
+// no query is needed per request: users are never deleted or renamed, and a cookie
+// that outlived its database (a developer deleted shop.db and kept keys/session.key)
+// carries a token that no longer matches — without it, that cookie would log its bearer
+// in as whoever got the same user id in the new file. (The per-request user lookup it
+// replaces was 3% of a purchase's CPU.) Whoever adds user deletion must check here.
 func (h *Handler) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if isSandbox(c) || c.Path() == "/check_order" || strings.HasPrefix(c.Path(), "/static") || c.Path() == "/healthz" {
@@ -113,17 +118,10 @@ func (h *Handler) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		sess, _ := h.cfg.Sessions.Get(c.Request(), sessionName)
 		c.Set("session", sess)
-		if id, ok := sess.Values["uid"].(int64); ok && id > 0 {
-			// The cookie outlives the database (a developer deletes shop.db, keeps
-			// keys/session.key): a user who no longer exists is simply logged out, rather
-			// than a foreign-key error on their next purchase.
-			u, err := h.st.UserByID(c.Request().Context(), id)
-			switch {
-			case err == nil:
-				c.Set("user", sessionUser{ID: u.ID, Email: u.Email})
-			case !errors.Is(err, store.ErrNotFound):
-				return err
-			}
+		id, _ := sess.Values["uid"].(int64)
+		email, _ := sess.Values["email"].(string)
+		if inst, _ := sess.Values["db"].(string); id > 0 && email != "" && inst == h.st.Installation() {
+			c.Set("user", sessionUser{ID: id, Email: email})
 		}
 		return next(c)
 	}

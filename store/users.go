@@ -41,10 +41,3 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (User, error) {
 		NormalizeEmail(email))
 	return u, notFound(err)
 }
-
-// UserByID finds a user by id; ErrNotFound if none.
-func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
-	var u User
-	err := s.db.GetContext(ctx, &u, `SELECT id, email, password_hash, created_at FROM users WHERE id = ?`, id)
-	return u, notFound(err)
-}
