@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 
@@ -8,6 +9,7 @@ import (
 
 	"storefront/money"
 	"storefront/payment"
+	"storefront/store"
 	"storefront/views"
 )
 
@@ -20,6 +22,8 @@ func (h *Handler) cart(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// The layout is built first: it takes the flash, which the cart page may be showing
+	// after a checkout refused for a price change.
 	p := views.CartPage{Layout: h.layout(c, "购物车"), Lines: lines, Ready: len(lines) > 0}
 	for _, l := range lines {
 		if l.Active {
@@ -30,7 +34,7 @@ func (h *Handler) cart(c echo.Context) error {
 		}
 	}
 	if p.Total > money.MaxAlipay {
-		p.Ready = false
+		p.Ready, p.OverLimit = false, true
 	}
 	return render(c, http.StatusOK, views.Cart(p))
 }
@@ -76,8 +80,22 @@ func (h *Handler) checkout(c echo.Context) error {
 	if answered(c) || err != nil {
 		return err
 	}
+	// The cart page sends the total it showed; a shopper never pays a price they were
+	// not shown. Without the field (a script, an old page) the server's total stands.
+	var expect money.Fen
+	if v := c.FormValue("expect_fen"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return badRequest("购物车合计无效，请刷新购物车后再结算。")
+		}
+		expect = money.Fen(n)
+	}
 	now := h.now()
-	o, _, err := h.st.Checkout(c.Request().Context(), u.ID, payment.NewOutTradeNo(now), h.cfg.OrderTTL, h.pay.ReconcileAt(now))
+	o, _, err := h.st.Checkout(c.Request().Context(), u.ID, payment.NewOutTradeNo(now), h.cfg.OrderTTL, h.pay.ReconcileAt(now), expect)
+	if errors.Is(err, store.ErrPriceChanged) {
+		h.flash(c, "商品价格有变动，未生成订单。请核对购物车里的新价格后再结算。")
+		return c.Redirect(http.StatusSeeOther, "/cart")
+	}
 	if err != nil {
 		return err
 	}

@@ -2,10 +2,12 @@ package handlers
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
 
+	"storefront/money"
 	"storefront/payment"
 	"storefront/store"
 	"storefront/views"
@@ -34,6 +36,7 @@ func classify(err error) (int, string) {
 	var ue *userError
 	var he *echo.HTTPError
 	var ge *store.GoodsError
+	var full *store.CartLineFullError
 	switch {
 	case errors.As(err, &ue):
 		return ue.status, ue.msg
@@ -45,6 +48,10 @@ func classify(err error) (int, string) {
 		return errNotFound.status, errNotFound.msg
 	case errors.Is(err, store.ErrBadQuantity):
 		return http.StatusBadRequest, "数量必须是 1 到 99 之间的整数。"
+	case errors.As(err, &full):
+		return http.StatusBadRequest, fmt.Sprintf("购物车中每种商品最多 99 件（已有 %d 件），未加入。", full.Have)
+	case errors.Is(err, store.ErrAmountTooBig):
+		return http.StatusBadRequest, "订单金额超过支付宝单笔限额 " + money.MaxAlipay.Yuan() + "，请减少数量。未生成订单。"
 	case errors.Is(err, store.ErrTooManyInCart):
 		return http.StatusBadRequest, "购物车里的商品太多了，请先结算或移除一些。"
 	case errors.Is(err, store.ErrEmptyOrder):

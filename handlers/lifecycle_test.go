@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -415,6 +416,62 @@ func TestCartCheckout(t *testing.T) {
 	}
 	if os, more, _ := shop.Store.ListOrders(context.Background(), o.UserID, 10, 0); more || len(os) != 1 {
 		t.Fatal("refused checkout created an order")
+	}
+}
+
+// The cart page sends the total it showed; a price that moved since then is not charged
+// silently. Lines are capped at 99 pieces with a message that says so, and a total above
+// Alipay's limit for one trade is named as such.
+func TestCartConfirmsPriceAndLimits(t *testing.T) {
+	shop := shoptest.New(t, shoptest.Options{NoEmulator: true})
+	band := shop.Demo(t, "小米手环", 19900, nil)
+	b := shop.Browser()
+	b.Signup(t, "limits@example.com")
+	add := func(id int64, qty string) shoptest.Response {
+		return b.Post(t, "/cart/items", url.Values{"goods_id": {fmt.Sprint(id)}, "qty": {qty}})
+	}
+	add(band, "98")
+	if r := add(band, "2"); r.Status != http.StatusBadRequest || !strings.Contains(r.Body, "已有 98 件") {
+		t.Fatalf("line over 99: %d, want 400 naming the 98 already there", r.Status)
+	}
+	b.Post(t, "/cart/items/"+fmt.Sprint(band)+"/remove", nil)
+	add(band, "1")
+
+	expect := regexp.MustCompile(`name="expect_fen" value="(\d+)"`)
+	m := expect.FindStringSubmatch(b.Get(t, "/cart").Body)
+	if m == nil || m[1] != "19900" {
+		t.Fatalf("cart form carries no shown total: %v", m)
+	}
+	shop.Store.UpdateGoods(context.Background(), band, 24900, nil, true) // while the shopper looks
+	r := b.Post(t, "/checkout", url.Values{"expect_fen": {m[1]}})
+	if r.Status != http.StatusSeeOther || r.Location != "/cart" {
+		t.Fatalf("checkout after a price change: %d %q, want 303 back to the cart", r.Status, r.Location)
+	}
+	if os, _, _ := shop.Store.ListOrders(context.Background(), 1, 10, 0); len(os) != 0 {
+		t.Fatal("an order was created at a price the shopper was not shown")
+	}
+	page := b.Get(t, "/cart").Body
+	if !strings.Contains(page, "价格有变动") || !strings.Contains(page, "价格已由 ¥199.00 调整为 ¥249.00") {
+		t.Fatal("the cart does not explain the refused checkout")
+	}
+	m = expect.FindStringSubmatch(page)
+	if r := b.Post(t, "/checkout", url.Values{"expect_fen": {m[1]}}); r.Status != http.StatusSeeOther ||
+		shop.OrderFromGateway(t, r.Location).Total != 24900 {
+		t.Fatalf("checkout at the shown new price: %d %q", r.Status, r.Location)
+	}
+	if r := b.Post(t, "/checkout", url.Values{"expect_fen": {"abc"}}); r.Status != http.StatusBadRequest {
+		t.Fatalf("bad expect_fen: %d", r.Status)
+	}
+
+	// Two million yuan × 60 is past Alipay's 100,000,000.00 for one trade.
+	gold := shop.Demo(t, "金条", 2_000_000_00, nil)
+	if r := b.Post(t, "/purchase/"+fmt.Sprint(gold), url.Values{"qty": {"60"}}); r.Status != http.StatusBadRequest ||
+		!strings.Contains(r.Body, "限额") || strings.Contains(r.Body, "数量必须") {
+		t.Fatalf("purchase above Alipay's limit: %d", r.Status)
+	}
+	add(gold, "60")
+	if page := b.Get(t, "/cart").Body; !strings.Contains(page, "超过支付宝单笔限额") || strings.Contains(page, "去结算") {
+		t.Fatal("cart above the limit not explained, or still offers checkout")
 	}
 }
 

@@ -54,7 +54,7 @@ func TestPurchaseRedirectIsSignedPagePay(t *testing.T) {
 	if err := json.Unmarshal([]byte(q.Get("biz_content")), &biz); err != nil {
 		t.Fatal(err)
 	}
-	wantBiz := map[string]any{"out_trade_no": o.OutTradeNo, "total_amount": "398.00", "subject": "小米手环 等2件",
+	wantBiz := map[string]any{"out_trade_no": o.OutTradeNo, "total_amount": "398.00", "subject": "小米手环 ×2",
 		"product_code": "FAST_INSTANT_TRADE_PAY",
 		"time_expire":  shanghai.Format(shop.Clock.Now().Add(30 * time.Minute))}
 	for k, v := range wantBiz {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -41,8 +42,15 @@ func (s *Store) Cart(ctx context.Context, userID int64) ([]CartLine, error) {
 	return ls, err
 }
 
+// CartLineFullError is AddToCart's answer when the line would pass 99 pieces.
+type CartLineFullError struct{ Have int64 }
+
+func (e *CartLineFullError) Error() string {
+	return fmt.Sprintf("cart line has %d, adding would pass 99", e.Have)
+}
+
 // AddToCart adds qty of goodsID to userID's cart (adding to an existing line).
-// The sum must stay within 1–99: ErrBadQuantity otherwise.
+// qty must be 1–99 (ErrBadQuantity) and the line's sum at most 99 (*CartLineFullError).
 func (s *Store) AddToCart(ctx context.Context, userID, goodsID, qty int64) error {
 	if qty < 1 || qty > 99 {
 		return ErrBadQuantity
@@ -61,7 +69,7 @@ func (s *Store) AddToCart(ctx context.Context, userID, goodsID, qty int64) error
 		switch {
 		case err == nil:
 			if have+qty > 99 {
-				return ErrBadQuantity
+				return &CartLineFullError{Have: have}
 			}
 			_, err = tx.ExecContext(ctx, `UPDATE cart_items SET qty = qty + ?, seen_fen = ? WHERE user_id = ? AND goods_id = ?`,
 				qty, price, userID, goodsID)
@@ -88,9 +96,12 @@ func (s *Store) RemoveFromCart(ctx context.Context, userID, goodsID int64) error
 
 // Checkout turns userID's whole cart into one order and empties the cart, in one
 // transaction: either the order exists and the cart is empty, or nothing changed.
-func (s *Store) Checkout(ctx context.Context, userID int64, outTradeNo string, ttl time.Duration, reconcileAt time.Time) (Order, []OrderItem, error) {
+// expect is the total the shopper saw on the cart page (0 = not given): if prices have
+// moved since, nothing is created and the answer is ErrPriceChanged.
+func (s *Store) Checkout(ctx context.Context, userID int64, outTradeNo string, ttl time.Duration, reconcileAt time.Time, expect money.Fen) (Order, []OrderItem, error) {
 	var o Order
 	var items []OrderItem
+	var reserved bool
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		var lines []Line
 		rows := []struct {
@@ -105,16 +116,19 @@ func (s *Store) Checkout(ctx context.Context, userID int64, outTradeNo string, t
 			lines = append(lines, Line{GoodsID: r.GoodsID, Qty: r.Qty})
 		}
 		var err error
-		o, items, err = s.createOrderTx(ctx, tx, NewOrder{OutTradeNo: outTradeNo, UserID: userID, Lines: lines, TTL: ttl,
+		o, items, reserved, err = s.createOrderTx(ctx, tx, NewOrder{OutTradeNo: outTradeNo, UserID: userID, Lines: lines, TTL: ttl,
 			ReconcileAt: reconcileAt})
 		if err != nil {
 			return err
 		}
+		if expect > 0 && o.Total != expect {
+			return ErrPriceChanged // rolls the order and its stock reservation back
+		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM cart_items WHERE user_id = ?`, userID)
 		return err
 	})
-	if err == nil {
-		s.goodsChanged() // stock may have moved
+	if err == nil && reserved {
+		s.goodsChanged() // the goods page shows stock
 	}
 	return o, items, err
 }

@@ -90,56 +90,61 @@ const orderColumns = `id, out_trade_no, user_id, subject, total_fen, status, tra
 func (s *Store) CreateOrder(ctx context.Context, n NewOrder) (Order, []OrderItem, error) {
 	var o Order
 	var items []OrderItem
+	var reserved bool
 	err := s.inTx(ctx, func(tx *sqlx.Tx) (err error) {
-		o, items, err = s.createOrderTx(ctx, tx, n)
+		o, items, reserved, err = s.createOrderTx(ctx, tx, n)
 		return err
 	})
-	if err == nil {
-		s.goodsChanged() // stock may have moved
+	if err == nil && reserved {
+		s.goodsChanged() // the goods page shows stock
 	}
 	return o, items, err
 }
 
-func (s *Store) createOrderTx(ctx context.Context, tx *sqlx.Tx, n NewOrder) (Order, []OrderItem, error) {
+// createOrderTx does CreateOrder's work inside tx; reserved says whether any goods'
+// stock moved (goods with unlimited stock don't change, so their cached page stays).
+func (s *Store) createOrderTx(ctx context.Context, tx *sqlx.Tx, n NewOrder) (Order, []OrderItem, bool, error) {
 	if len(n.Lines) == 0 {
-		return Order{}, nil, ErrEmptyOrder
+		return Order{}, nil, false, ErrEmptyOrder
 	}
 	now := s.now()
 	items := make([]OrderItem, 0, len(n.Lines))
 	var total money.Fen
-	var qtyAll int64
+	var reserved bool
 	for _, l := range n.Lines {
 		if l.Qty < 1 || l.Qty > 99 {
-			return Order{}, nil, ErrBadQuantity
+			return Order{}, nil, false, ErrBadQuantity
 		}
 		var g Goods
 		err := tx.GetContext(ctx, &g, `SELECT `+goodsColumns+` FROM goods WHERE id = ?`, l.GoodsID)
 		if err != nil {
-			return Order{}, nil, notFound(err) // no such goods: ErrNotFound, a 404
+			return Order{}, nil, false, notFound(err) // no such goods: ErrNotFound, a 404
 		}
 		if !g.Active {
-			return Order{}, nil, &GoodsError{Err: ErrGoodsGone, Name: g.Name}
+			return Order{}, nil, false, &GoodsError{Err: ErrGoodsGone, Name: g.Name}
 		}
 		// One guarded UPDATE reserves the stock: two checkouts can't both see the last unit.
 		res, err := tx.ExecContext(ctx,
 			`UPDATE goods SET stock = stock - ? WHERE id = ? AND stock IS NOT NULL AND stock >= ?`,
 			l.Qty, l.GoodsID, l.Qty)
 		if err != nil {
-			return Order{}, nil, err
+			return Order{}, nil, false, err
 		}
-		if n, _ := res.RowsAffected(); n == 0 && g.Stock != nil {
-			return Order{}, nil, &GoodsError{Err: ErrOutOfStock, Name: g.Name}
+		if g.Stock != nil {
+			if n, _ := res.RowsAffected(); n == 0 {
+				return Order{}, nil, false, &GoodsError{Err: ErrOutOfStock, Name: g.Name}
+			}
+			reserved = true
 		}
 		items = append(items, OrderItem{GoodsID: g.ID, Name: g.Name, UnitFen: g.Price, Qty: l.Qty,
 			Subtotal: g.Price * money.Fen(l.Qty)})
 		total += g.Price * money.Fen(l.Qty)
-		qtyAll += l.Qty
 	}
 	if total > money.MaxAlipay {
-		return Order{}, nil, ErrBadQuantity
+		return Order{}, nil, false, ErrAmountTooBig
 	}
 	o := Order{
-		OutTradeNo: n.OutTradeNo, UserID: n.UserID, Subject: subject(items[0].Name, qtyAll),
+		OutTradeNo: n.OutTradeNo, UserID: n.UserID, Subject: subject(items),
 		Total: total, Status: StatusUnpaid, CreatedAt: At(now), ExpiresAt: At(now.Add(n.TTL)),
 		CashierAt: At(now), ReconcileAt: At(n.ReconcileAt),
 	}
@@ -148,10 +153,10 @@ func (s *Store) createOrderTx(ctx context.Context, tx *sqlx.Tx, n NewOrder) (Ord
 		 VALUES (?, ?, ?, ?, 'unpaid', ?, ?, ?, ?)`,
 		o.OutTradeNo, o.UserID, o.Subject, o.Total, o.CreatedAt, o.ExpiresAt, o.CashierAt, o.ReconcileAt)
 	if err != nil {
-		return Order{}, nil, err
+		return Order{}, nil, false, err
 	}
 	if o.ID, err = res.LastInsertId(); err != nil {
-		return Order{}, nil, err
+		return Order{}, nil, false, err
 	}
 	for i := range items {
 		items[i].OrderID = o.ID
@@ -159,25 +164,33 @@ func (s *Store) createOrderTx(ctx context.Context, tx *sqlx.Tx, n NewOrder) (Ord
 			`INSERT INTO order_items (order_id, goods_id, name, unit_fen, qty) VALUES (?, ?, ?, ?, ?)`,
 			o.ID, items[i].GoodsID, items[i].Name, items[i].UnitFen, items[i].Qty)
 		if err != nil {
-			return Order{}, nil, err
+			return Order{}, nil, false, err
 		}
 		items[i].ID, _ = res.LastInsertId()
 	}
-	return o, items, nil
+	return o, items, reserved, nil
 }
 
-// subject is Alipay's order title: the first goods' name, "等N件" when there are more
-// pieces, cut to Alipay's 256-character limit.
-func subject(first string, pieces int64) string {
-	s := first
-	if pieces > 1 {
-		s = fmt.Sprintf("%s 等%d件", first, pieces)
+// subject is Alipay's order title: the goods' name, "×3" for several pieces of one
+// goods, "等5件" for several goods (5 pieces in all); the name is cut so that the whole
+// stays within Alipay's 256 characters and the count survives.
+func subject(items []OrderItem) string {
+	var pieces int64
+	for _, it := range items {
+		pieces += it.Qty
 	}
-	if utf8.RuneCountInString(s) > 256 {
-		r := []rune(s)
-		s = string(r[:256])
+	suffix := ""
+	switch {
+	case len(items) > 1:
+		suffix = fmt.Sprintf(" 等%d件", pieces)
+	case pieces > 1:
+		suffix = fmt.Sprintf(" ×%d", pieces)
 	}
-	return s
+	name := []rune(items[0].Name)
+	if room := 256 - utf8.RuneCountInString(suffix); len(name) > room {
+		name = name[:room]
+	}
+	return string(name) + suffix
 }
 
 // OrderByNo finds an order by its out_trade_no; ErrNotFound if none.

@@ -30,6 +30,8 @@ var (
 	ErrBadQuantity   = errors.New("quantity must be 1 to 99")
 	ErrSchemaTooNew  = errors.New("database schema is newer than this program")
 	ErrTooManyInCart = errors.New("too many lines in cart")
+	ErrAmountTooBig  = errors.New("order total above Alipay's limit for one trade")
+	ErrPriceChanged  = errors.New("cart total changed since the shopper saw it")
 )
 
 // Store is the shop's database. Reads go through a pool; writes go through a single
