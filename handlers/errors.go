@@ -60,6 +60,8 @@ func classify(err error) (int, string) {
 		return http.StatusConflict, "订单当前状态不能进行此操作。"
 	case errors.Is(err, payment.ErrBadSignature):
 		return http.StatusBadRequest, "验签失败：这不是支付宝签发的结果，订单未做任何改动。"
+	case errors.Is(err, payment.ErrNotOurs):
+		return http.StatusBadRequest, "这条支付结果属于其他商户，与本店订单无关，订单未做任何改动。"
 	case errors.Is(err, payment.ErrGatewayDown):
 		return http.StatusServiceUnavailable, "暂时无法连接支付宝，请稍后再试。订单未做任何改动。"
 	case errors.As(err, &he):

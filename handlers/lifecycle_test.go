@@ -117,6 +117,23 @@ func TestReturnConfirmsWithQueryWhenNotifyLost(t *testing.T) {
 	if n := len(events(t, shop, o.OutTradeNo)); n != 3 {
 		t.Fatalf("forged return not recorded as an event: %d events", n)
 	}
+	// Genuinely signed by Alipay, but for another app: refused, without calling the
+	// signature forged.
+	q = mustParseQuery(t, paid.ReturnURL)
+	q.Set("app_id", "2021000000000999")
+	r = b.Get(t, "/show_msg?"+shop.Resign(q).Encode())
+	if r.Status != 400 || strings.Contains(r.Body, "验签失败") || !strings.Contains(r.Body, "其他商户") {
+		t.Fatalf("another app's return: %d", r.Status)
+	}
+}
+
+func mustParseQuery(t *testing.T, raw string) url.Values {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Query()
 }
 
 func TestReconcileWorkerPaysLostNotify(t *testing.T) {
@@ -261,6 +278,45 @@ func TestCancel(t *testing.T) {
 	// A paid order can't be cancelled.
 	if r := b.Post(t, "/orders/"+o3.OutTradeNo+"/cancel", nil); r.Status != http.StatusConflict {
 		t.Fatalf("cancel paid: %d", r.Status)
+	}
+}
+
+// Cancelled before the cashier was opened, then paid through the old link anyway (as at
+// Alipay, nothing stops it): the order stays cancelled, the payment is flagged for the
+// operator, and the shopper's pages say the money was taken and will be refunded.
+func TestPaidAfterCancelTellsTheShopper(t *testing.T) {
+	shop := shoptest.New(t, shoptest.Options{})
+	gid := shop.Demo(t, "限量马克杯", 4900, nil)
+	b := shop.Browser()
+	b.Signup(t, "late@example.com")
+	o, u := b.Buy(t, gid, 1)
+	b.Post(t, "/orders/"+o.OutTradeNo+"/cancel", nil) // Alipay: TRADE_NOT_EXIST
+	if strings.Contains(b.Get(t, "/orders/"+o.OutTradeNo).Body, "refund-due") {
+		t.Fatal("refund notice before any payment")
+	}
+	shop.OpenCashier(t, u.String())
+	paid, status := shop.EmuPay(t, o.OutTradeNo, true)
+	if status != 200 {
+		t.Fatalf("pay: %d", status)
+	}
+	r := b.Get(t, paid.ReturnURL)
+	if r.Status != 200 || !strings.Contains(r.Body, "refund-due") || !strings.Contains(r.Body, "原路退回") {
+		t.Fatalf("result page after paying a cancelled order: %d, no refund notice", r.Status)
+	}
+	if got := shop.Order(t, o.OutTradeNo); got.Status != store.StatusCancelled {
+		t.Fatalf("order %s, want it to stay cancelled", got.Status)
+	}
+	if !strings.Contains(b.Get(t, "/orders/"+o.OutTradeNo).Body, "refund-due") {
+		t.Fatal("order page has no refund notice")
+	}
+	var flagged int
+	for _, ev := range events(t, shop, o.OutTradeNo) {
+		if ev.Verdict == store.VerdictFlagged {
+			flagged++
+		}
+	}
+	if flagged == 0 {
+		t.Fatal("the payment is not flagged for the operator")
 	}
 }
 

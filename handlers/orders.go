@@ -117,8 +117,14 @@ func (h *Handler) renderOrder(c echo.Context, o store.Order, result bool) error 
 	if result {
 		title = "支付结果"
 	}
+	var refundDue bool
+	if o.Status == store.StatusCancelled || o.Status == store.StatusClosed {
+		if refundDue, err = h.st.PaidAtAlipay(c.Request().Context(), o.ID); err != nil {
+			return err
+		}
+	}
 	return render(c, http.StatusOK, views.Order(views.OrderPage{Layout: h.layout(c, title), Order: o, Items: items,
-		Now: h.now(), Result: result}))
+		Now: h.now(), Result: result, RefundDue: refundDue}))
 }
 
 // payAgain sends an unpaid, unexpired order back to the cashier: same out_trade_no,

@@ -22,6 +22,7 @@ import (
 // Errors the handlers map to pages.
 var (
 	ErrBadSignature = errors.New("alipay signature does not verify")
+	ErrNotOurs      = errors.New("signed by Alipay for another app or seller")
 	ErrAlreadyPaid  = errors.New("order was paid at Alipay")
 	ErrGatewayDown  = errors.New("alipay did not answer")
 )
@@ -119,7 +120,7 @@ func (s *Service) HandleNotify(ctx context.Context, body []byte, contentType, re
 	}
 	v := f.Values
 	ev.Raw, ev.OutTradeNo, ev.NotifyID, ev.TradeStatus = rawJSON(v), v.Get("out_trade_no"), v.Get("notify_id"), v.Get("trade_status")
-	if reason := s.checkSigned(ctx, f); reason != "" {
+	if reason, _ := s.checkSigned(ctx, f); reason != "" {
 		return s.reject(ctx, ev, reason)
 	}
 	return s.apply(ctx, ev, v.Get("total_amount"), store.Payment{
@@ -130,20 +131,22 @@ func (s *Service) HandleNotify(ctx context.Context, body []byte, contentType, re
 
 // checkSigned runs the checks every Alipay message needs before its content counts:
 // the signature with Alipay's key, then app_id and seller_id. "" means all passed.
-func (s *Service) checkSigned(ctx context.Context, f Form) string {
+// The reason is for the event log; the error (ErrBadSignature or ErrNotOurs) for the
+// shopper's page, which should not call a genuine signature forged.
+func (s *Service) checkSigned(ctx context.Context, f Form) (string, error) {
 	if f.Raw.Get("sign") == "" {
-		return "missing sign"
+		return "missing sign", ErrBadSignature
 	}
 	if err := s.gw.VerifySign(ctx, signed(f.Raw)); err != nil {
-		return "bad signature"
+		return "bad signature", ErrBadSignature
 	}
 	if got := f.Values.Get("app_id"); got != s.cfg.AppID {
-		return "app_id " + strconv.Quote(got) + " is not ours"
+		return "app_id " + strconv.Quote(got) + " is not ours", ErrNotOurs
 	}
 	if s.cfg.SellerID != "" && f.Values.Get("seller_id") != s.cfg.SellerID {
-		return "seller_id " + strconv.Quote(f.Values.Get("seller_id")) + " is not ours"
+		return "seller_id " + strconv.Quote(f.Values.Get("seller_id")) + " is not ours", ErrNotOurs
 	}
-	return ""
+	return "", nil
 }
 
 // apply acts on a verified trade_status for ev.OutTradeNo (notify or query answer).
@@ -223,11 +226,11 @@ func (s *Service) HandleReturn(ctx context.Context, q url.Values, requestID stri
 	}
 	ev := store.Event{Source: store.SourceReturn, RequestID: requestID, Raw: rawJSON(f.Values),
 		OutTradeNo: f.Values.Get("out_trade_no")}
-	if reason := s.checkSigned(ctx, f); reason != "" {
+	if reason, bad := s.checkSigned(ctx, f); reason != "" {
 		if _, err := s.reject(ctx, ev, reason); err != nil {
 			return store.Order{}, err
 		}
-		return store.Order{}, ErrBadSignature
+		return store.Order{}, bad
 	}
 	o, err := s.st.OrderByNo(ctx, ev.OutTradeNo)
 	if err != nil {
@@ -237,7 +240,10 @@ func (s *Service) HandleReturn(ctx context.Context, q url.Values, requestID stri
 	if _, err := s.record(ctx, ev); err != nil {
 		return store.Order{}, err
 	}
-	if o.Status != store.StatusUnpaid {
+	// A return means the buyer paid. For an unpaid order the query settles it; for a
+	// cancelled or closed one it records what Alipay holds (flagged, never applied), so
+	// the page can tell the shopper their money is owed back.
+	if o.Status != store.StatusUnpaid && o.Status != store.StatusCancelled && o.Status != store.StatusClosed {
 		return o, nil
 	}
 	if _, err := s.Reconcile(ctx, o, requestID); err != nil {

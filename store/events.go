@@ -181,6 +181,16 @@ func (s *Store) ApplyClosed(ctx context.Context, ev Event, status string) (Event
 	return ev, err
 }
 
+// PaidAtAlipay reports whether Alipay has said the buyer paid for an order the shop did
+// not mark paid (a flagged TRADE_SUCCESS or TRADE_FINISHED, e.g. paid after cancel):
+// money the shop holds and owes back, which the shopper's order page must admit.
+func (s *Store) PaidAtAlipay(ctx context.Context, orderID int64) (bool, error) {
+	var yes bool
+	err := s.db.GetContext(ctx, &yes, `SELECT EXISTS (SELECT 1 FROM payment_events
+		WHERE order_id = ? AND verdict = 'flagged' AND trade_status IN ('TRADE_SUCCESS', 'TRADE_FINISHED'))`, orderID)
+	return yes, err
+}
+
 // EventsForOrder lists an order's events, oldest first (operator view and tests).
 func (s *Store) EventsForOrder(ctx context.Context, no string) ([]Event, error) {
 	var evs []Event
