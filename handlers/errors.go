@@ -115,10 +115,6 @@ func (h *Handler) handleError(err error, c echo.Context) {
 		title = "出错了"
 	}
 	l := h.layout(c, title)
-	if c.Request().Method == http.MethodHead {
-		c.NoContent(status)
-		return
-	}
 	if rerr := render(c, status, views.Error(views.ErrorPage{Layout: l, Status: status, Message: msg})); rerr != nil {
 		c.String(http.StatusInternalServerError, "服务器开小差了")
 	}

@@ -50,6 +50,7 @@ type Handler struct {
 	log    *slog.Logger
 	limits loginLimits
 	grid   atomic.Pointer[gridFragment] // the home page's goods grid, per goods snapshot
+	routed map[string]bool              // "METHOD /path" of every registered route
 }
 
 // New returns the shop's router with every route and middleware installed.
@@ -76,31 +77,45 @@ func New(cfg Config) *echo.Echo {
 	e.HTTPErrorHandler = h.handleError
 	h.middleware(e)
 	h.routes(e)
+	h.routed = map[string]bool{}
+	for _, r := range e.Routes() {
+		h.routed[r.Method+" "+r.Path] = true
+	}
 	return e
 }
 
+// isRouted reports whether the request matched a route with its method. Requests that
+// did not are answered 404 or 405 by the router's own handler, so checks that would
+// answer them differently (a CSRF 403 for a POST to a GET-only page) step aside.
+func (h *Handler) isRouted(c echo.Context) bool {
+	return h.routed[c.Request().Method+" "+c.Path()]
+}
+
 func (h *Handler) routes(e *echo.Echo) {
-	e.GET("/", h.goodsList)
-	e.GET("/goods/:id", h.goodsDetail)
-	e.GET("/signup", h.signupForm)
+	// Every page that answers GET answers HEAD too, as HTTP expects (uptime probes and
+	// link checkers use it); net/http drops the body of a HEAD response.
+	get := func(path string, fn echo.HandlerFunc) { e.Match([]string{http.MethodGet, http.MethodHead}, path, fn) }
+	get("/", h.goodsList)
+	get("/goods/:id", h.goodsDetail)
+	get("/signup", h.signupForm)
 	e.POST("/signup", h.signup)
-	e.GET("/login", h.loginForm)
+	get("/login", h.loginForm)
 	e.POST("/login", h.login)
 	e.POST("/logout", h.logout)
 	e.POST("/purchase/:id", h.purchase)
-	e.GET("/show_msg", h.showMsg)
+	get("/show_msg", h.showMsg)
 	e.POST("/check_order", h.checkOrder)
-	e.GET("/orders", h.orders)
-	e.GET("/orders/:out_trade_no", h.order)
+	get("/orders", h.orders)
+	get("/orders/:out_trade_no", h.order)
 	e.POST("/orders/:out_trade_no/pay", h.payAgain)
 	e.POST("/orders/:out_trade_no/cancel", h.cancel)
-	e.GET("/cart", h.cart)
+	get("/cart", h.cart)
 	e.POST("/cart/items", h.addToCart)
 	e.POST("/cart/items/:goods_id/remove", h.removeFromCart)
 	e.POST("/checkout", h.checkout)
-	e.GET("/purchases", h.purchases)
-	e.GET("/healthz", h.healthz)
-	e.GET("/static/*", h.static())
+	get("/purchases", h.purchases)
+	get("/healthz", h.healthz)
+	get("/static/*", h.static())
 	if h.cfg.Sandbox != nil {
 		sb := echo.WrapHandler(h.cfg.Sandbox)
 		e.Any("/sandbox", sb)

@@ -84,7 +84,7 @@ func (h *Handler) middleware(e *echo.Echo) {
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			r := c.Request()
-			if site := r.Header.Get(echo.HeaderSecFetchSite); site != "" && !isSandbox(c) && c.Path() != "/check_order" {
+			if site := r.Header.Get(echo.HeaderSecFetchSite); site != "" && !isSandbox(c) && c.Path() != "/check_order" && h.isRouted(c) {
 				unsafe := r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions
 				if unsafe && (site == "cross-site" || site == "same-site") {
 					return echo.NewHTTPError(http.StatusForbidden, "cross-site request")
@@ -104,9 +104,10 @@ func (h *Handler) middleware(e *echo.Echo) {
 		CookieMaxAge:   86400,
 		// /check_order has no cookies (Alipay's server calls it) and is signature-checked;
 		// /healthz and static files carry no forms and need no token cookie.
+		// A request no route takes gets its 404 or 405, not a 403 for the missing token.
 		Skipper: func(c echo.Context) bool {
 			p := c.Path()
-			return p == "/check_order" || p == "/healthz" || p == "/static/*" || isSandbox(c)
+			return p == "/check_order" || p == "/healthz" || p == "/static/*" || isSandbox(c) || !h.isRouted(c)
 		},
 		// A missing token is as forbidden as a wrong one.
 		ErrorHandler: func(err error, c echo.Context) error {

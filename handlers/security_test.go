@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -174,6 +175,18 @@ func routes(t *testing.T, shop *shoptest.Shop) []*echo.Route {
 	return out
 }
 
+// sendAs sends a bodiless request with method as b (POSTs carry b's CSRF token).
+func sendAs(t *testing.T, b *shoptest.Browser, method, path string) shoptest.Response {
+	t.Helper()
+	switch method {
+	case http.MethodGet:
+		return b.Get(t, path)
+	case http.MethodHead:
+		return b.Head(t, path)
+	}
+	return b.Post(t, path, nil)
+}
+
 func stateChanging(method string) bool {
 	switch method {
 	case http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch:
@@ -286,12 +299,7 @@ func TestSecurity(t *testing.T) {
 			ownerRoutes++
 			path := fill(t, r.Path, params)
 			before := env.fingerprint(t)
-			var res shoptest.Response
-			if r.Method == http.MethodGet {
-				res = other.Get(t, path)
-			} else {
-				res = other.Post(t, path, nil)
-			}
+			res := sendAs(t, other, r.Method, path)
 			if res.Status != http.StatusNotFound {
 				t.Errorf("non-owner %s %s: %d, want 404", r.Method, path, res.Status)
 			}
@@ -303,12 +311,7 @@ func TestSecurity(t *testing.T) {
 			}
 			// Logged out: never the order either.
 			anon := env.browser()
-			var ares shoptest.Response
-			if r.Method == http.MethodGet {
-				ares = anon.Get(t, path)
-			} else {
-				ares = anon.Post(t, path, nil)
-			}
+			ares := sendAs(t, anon, r.Method, path)
 			if ares.Status != http.StatusSeeOther || !strings.HasPrefix(ares.Location, "/login") {
 				t.Errorf("logged-out %s %s: %d %q, want 303 to /login", r.Method, path, ares.Status, ares.Location)
 			}
@@ -345,16 +348,27 @@ func TestSecurity(t *testing.T) {
 				}
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
-				// A state-changing method without a token may be refused by CSRF first;
-				// both leave the route untouched. GET on a POST route must be 405.
-				want := resp.StatusCode == http.StatusMethodNotAllowed ||
-					(m != http.MethodGet && resp.StatusCode == http.StatusForbidden)
-				if !want {
+				// 405 even without a CSRF token: the route doesn't take the method, so
+				// there is nothing for the token to protect.
+				if resp.StatusCode != http.StatusMethodNotAllowed {
 					t.Errorf("%s %s: %d, want 405", m, path, resp.StatusCode)
 				}
 			}
 		}
-		t.Logf("wrong method: %d (method, route) pairs answer 405", n)
+		// No route at all is a 404 whatever the method, not a CSRF 403.
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
+			n++
+			req, _ := http.NewRequest(m, shop.URL+"/no/such/page", nil)
+			resp, err := owner.Client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNotFound {
+				t.Errorf("%s /no/such/page: %d, want 404", m, resp.StatusCode)
+			}
+		}
+		t.Logf("wrong method or no route: %d (method, path) pairs answer 405 or 404", n)
 	})
 
 	t.Run("bad ids are 404", func(t *testing.T) {
@@ -606,6 +620,36 @@ func TestSecurity(t *testing.T) {
 			t.Errorf("6th wrong login over HTTP: %d, want 429", last)
 		}
 		t.Log("login rate limit: 6th attempt per account (5/min) and 21st per address (20/min) answered 429; X-Forwarded-For ignored")
+	})
+
+	// Every page that answers GET answers HEAD the same way, without a body.
+	t.Run("HEAD like GET", func(t *testing.T) {
+		gets := map[string]bool{}
+		for _, r := range all {
+			if r.Method == http.MethodGet {
+				gets[r.Path] = true
+			}
+		}
+		for _, r := range all {
+			if r.Method != http.MethodHead {
+				continue
+			}
+			covered++
+			if !gets[r.Path] {
+				t.Errorf("HEAD %s has no GET twin", r.Path)
+			}
+			path := fill(t, strings.Replace(r.Path, "*", "style.css", 1), params)
+			g, h := owner.Get(t, path), owner.Head(t, path)
+			if h.Status != g.Status || h.Body != "" || h.Header.Get("Content-Type") != g.Header.Get("Content-Type") {
+				t.Errorf("HEAD %s: %d %q with %d bytes of body; GET: %d %q", path, h.Status,
+					h.Header.Get("Content-Type"), len(h.Body), g.Status, g.Header.Get("Content-Type"))
+			}
+		}
+		for p := range gets {
+			if !slices.ContainsFunc(all, func(r *echo.Route) bool { return r.Path == p && r.Method == http.MethodHead }) {
+				t.Errorf("GET %s answers no HEAD", p)
+			}
+		}
 	})
 
 	// Every route answers GET/HEAD-able pages with the headers (checked by the audit).

@@ -296,6 +296,13 @@ func (b *Browser) Get(t testing.TB, path string) Response {
 	return b.do(t, req)
 }
 
+// Head sends a HEAD request for path.
+func (b *Browser) Head(t testing.TB, path string) Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodHead, b.shop.URL+path, nil)
+	return b.do(t, req)
+}
+
 // CSRF returns the browser's CSRF token, fetching a page first if it has none.
 func (b *Browser) CSRF(t testing.TB) string {
 	t.Helper()
