@@ -81,8 +81,21 @@ func (e *Emulator) handleCashierPay(w http.ResponseWriter, r *http.Request) {
 // merchant's close ends it.
 func (e *Emulator) handleCashierCancel(w http.ResponseWriter, r *http.Request) {
 	t, err := getTrade(r.Context(), e.db, r.PathValue("no"))
+	if err == nil {
+		err = e.closeIfExpired(r.Context(), e.db, t)
+	}
 	if err != nil {
 		e.renderError(w, pageError("ACQ.TRADE_NOT_EXIST", "交易不存在"))
+		return
+	}
+	// Leaving the cashier changes nothing, but the page must not call a paid or closed
+	// trade "still waiting".
+	switch t.Status {
+	case statusSuccess:
+		e.renderError(w, pageError("ACQ.TRADE_HAS_SUCCESS", "交易已支付成功，无需取消；如需退款请联系商户"))
+		return
+	case statusClosed:
+		e.renderError(w, pageError("ACQ.TRADE_HAS_CLOSE", "交易已关闭"))
 		return
 	}
 	e.renderPage(w, http.StatusOK, "cancelled.html", pageData{Title: "支付宝 - 已取消", Trade: t, BackURL: merchantHome(t)})

@@ -54,6 +54,39 @@ func TestExpiry(t *testing.T) {
 			t.Fatalf("pay after close: %d", code)
 		}
 	})
+	t.Run("time_expire already past: no cashier, no trade", func(t *testing.T) {
+		h := newHarness(t, nil)
+		p := trade("E4", "1.00")
+		p.TimeExpire = h.clock.Now().Add(-time.Second).In(shanghai).Format(alipayTime)
+		_, hdr, body := h.do("GET", h.pagePayURL(p), nil)
+		if hdr.Get("X-Sandbox-Error") != "ACQ.TRADE_HAS_CLOSE" || strings.Contains(body, "确认付款") {
+			t.Fatalf("past time_expire: %q, cashier shown: %v", hdr.Get("X-Sandbox-Error"), strings.Contains(body, "确认付款"))
+		}
+		q, err := h.client.TradeQuery(ctx, alipay.TradeQuery{OutTradeNo: "E4"})
+		if err != nil || q.SubCode != "ACQ.TRADE_NOT_EXIST" {
+			t.Fatalf("query: %+v %v", q, err)
+		}
+	})
+	t.Run("cashier cancel tells a paid or closed trade apart", func(t *testing.T) {
+		h := newHarness(t, nil)
+		h.open(trade("E5", "1.00"))
+		if _, hdr, body := h.do("POST", h.srv.URL+"/sandbox/cashier/E5/cancel", url.Values{}); hdr.Get("X-Sandbox-Error") != "" ||
+			!strings.Contains(body, "等待付款") {
+			t.Fatalf("cancel of a waiting trade: %q", hdr.Get("X-Sandbox-Error"))
+		}
+		h.apiPay("E5", "?notify=off")
+		if _, hdr, body := h.do("POST", h.srv.URL+"/sandbox/cashier/E5/cancel", url.Values{}); hdr.Get("X-Sandbox-Error") != "ACQ.TRADE_HAS_SUCCESS" ||
+			strings.Contains(body, "等待付款") {
+			t.Fatalf("cancel of a paid trade: %q", hdr.Get("X-Sandbox-Error"))
+		}
+		p := trade("E6", "1.00")
+		p.TimeoutExpress = "1m"
+		h.open(p)
+		h.clock.Advance(time.Minute)
+		if _, hdr, _ := h.do("POST", h.srv.URL+"/sandbox/cashier/E6/cancel", url.Values{}); hdr.Get("X-Sandbox-Error") != "ACQ.TRADE_HAS_CLOSE" {
+			t.Fatalf("cancel of an expired trade: %q", hdr.Get("X-Sandbox-Error"))
+		}
+	})
 	t.Run("default timeout and lazy close", func(t *testing.T) {
 		h := newHarness(t, func(c *Config) { c.TimeScale = 3600 })
 		h.open(trade("E3", "1.00")) // 15 days / 3600 = 6 minutes

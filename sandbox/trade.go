@@ -115,6 +115,10 @@ func (e *Emulator) upsertTrade(ctx context.Context, in *pagePayInput) (*tradeRow
 	switch {
 	case errors.Is(err, errNotFound):
 		exp := e.expiresAt(now, in.TimeExpire, in.TimeoutExpress)
+		if exp.UnixMilli() <= now.UnixMilli() {
+			// A deadline already past: no cashier, and no trade to query or close.
+			return nil, pageError("ACQ.TRADE_HAS_CLOSE", "交易已超过支付截止时间（time_expire），无法付款")
+		}
 		var tradeNo string
 		for i := 0; ; i++ {
 			tradeNo = newTradeNo(now)
