@@ -240,3 +240,47 @@ func TestTuneGC(t *testing.T) {
 		t.Fatalf("an explicit GOGC was overridden: %d", got)
 	}
 }
+
+// With PUBLIC_URL on https, main wires Secure into both cookies (the session and the
+// CSRF token), so neither ever travels over plain http.
+func TestHTTPSPublicURLMakesCookiesSecure(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	base := startShop(t, map[string]string{"ADDR": addr, "DB": filepath.Join(dir, "shop.db"),
+		"KEYS_DIR": filepath.Join(dir, "keys"), "PUBLIC_URL": "https://shop.example.test"})
+	resp, err := http.Get(base + "/signup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var csrf *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "_csrf" {
+			csrf = c
+		}
+	}
+	if csrf == nil || !csrf.Secure || !csrf.HttpOnly {
+		t.Fatalf("CSRF cookie %+v, want Secure and HttpOnly", csrf)
+	}
+	form := url.Values{"_csrf": {csrf.Value}, "email": {"tls@example.com"}, "password": {"correct horse battery"}}
+	req, _ := http.NewRequest(http.MethodPost, base+"/signup", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: "_csrf", Value: csrf.Value})
+	resp, err = (&http.Transport{}).RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("signup: %d", resp.StatusCode)
+	}
+	var sess *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "shop_session" {
+			sess = c
+		}
+	}
+	if sess == nil || !sess.Secure || !sess.HttpOnly || sess.SameSite != http.SameSiteLaxMode {
+		t.Fatalf("session cookie %+v, want Secure, HttpOnly, SameSite=Lax", sess)
+	}
+}

@@ -11,12 +11,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
+	"github.com/jmoiron/sqlx"
 	"golang.org/x/text/encoding/simplifiedchinese"
 
 	"storefront/shoptest"
@@ -75,6 +77,11 @@ func TestNotifyTable(t *testing.T) {
 			v.Set("trade_status", "TRADE_CLOSED")
 			return shop.Resign(v).Encode()
 		}, "success", store.StatusClosed, store.VerdictApplied},
+		{"TRADE_CLOSED with amount off by one fen", func(o store.Order, v url.Values) string {
+			v.Set("trade_status", "TRADE_CLOSED")
+			v.Set("total_amount", (o.Total + 1).String())
+			return shop.Resign(v).Encode()
+		}, "fail", store.StatusUnpaid, store.VerdictFlagged},
 		{"WAIT_BUYER_PAY", func(o store.Order, v url.Values) string {
 			v.Set("trade_status", "WAIT_BUYER_PAY")
 			return shop.Resign(v).Encode()
@@ -200,6 +207,13 @@ func TestNotifyConcurrentDuplicates(t *testing.T) {
 // GBK bytes, and the body is percent-encoded GBK.
 func gbkNotify(t *testing.T, key *rsa.PrivateKey, v url.Values) string {
 	t.Helper()
+	return gbkNotifyCharset(t, key, v, "gbk")
+}
+
+// gbkNotifyCharset is gbkNotify with the body's charset field set to cs ("" = left out,
+// so only the Content-Type header names the encoding).
+func gbkNotifyCharset(t *testing.T, key *rsa.PrivateKey, v url.Values, cs string) string {
+	t.Helper()
 	enc := simplifiedchinese.GBK.NewEncoder()
 	g := url.Values{}
 	for k, vs := range v {
@@ -209,7 +223,10 @@ func gbkNotify(t *testing.T, key *rsa.PrivateKey, v url.Values) string {
 		}
 		g.Set(k, s)
 	}
-	g.Set("charset", "gbk")
+	g.Set("charset", cs)
+	if cs == "" {
+		g.Del("charset")
+	}
 	keys := []string{}
 	for k := range g {
 		if k != "sign" && k != "sign_type" {
@@ -255,6 +272,42 @@ func TestNotifyGBK(t *testing.T) {
 	bad := strings.Replace(gbkNotify(t, shop.Keys.AlipayPriv, v2), "charset=gbk", "charset=utf-8", 1)
 	if got := shop.PostNotify(t, bad, "application/x-www-form-urlencoded"); got != "fail" {
 		t.Fatalf("GBK body claiming utf-8: %q", got)
+	}
+	// No charset field, only the Content-Type header says GBK: honoured too.
+	o3 := newOrder(t, shop, shop.Demo(t, "保温杯（小号）", 6990, nil))
+	v3 := shop.NotifyFor(o3, "2026112222001400000000000007")
+	v3.Set("subject", o3.Subject)
+	body3 := gbkNotifyCharset(t, shop.Keys.AlipayPriv, v3, "")
+	if strings.Contains(body3, "charset=") {
+		t.Fatal("charset field still in the body")
+	}
+	if got := shop.PostNotify(t, body3, "application/x-www-form-urlencoded; charset=GBK"); got != "success" {
+		t.Fatalf("GBK notify named by its Content-Type only: %q", got)
+	}
+	evs, _ = shop.Store.EventsForOrder(context.Background(), o3.OutTradeNo)
+	if len(evs) != 1 || !strings.Contains(evs[0].Raw, "保温杯（小号）") {
+		t.Fatalf("raw not decoded from GBK: %+v", evs)
+	}
+}
+
+// A notify that passes every check but cannot be stored is answered fail — Alipay will
+// send it again — and changes nothing.
+func TestNotifyStoreFailureAnswersFail(t *testing.T) {
+	shop := shoptest.New(t, shoptest.Options{NoEmulator: true})
+	o := newOrder(t, shop, shop.Demo(t, "马克杯", 4900, nil))
+	db := sqlx.MustOpen("sqlite3", store.DSN(filepath.Join(shop.Dir, "shop.db")))
+	defer db.Close()
+	db.MustExec(`CREATE TRIGGER events_down BEFORE INSERT ON payment_events BEGIN SELECT RAISE(ABORT, 'disk on fire'); END`)
+	v := shop.NotifyFor(o, "2026112222001400000000000008")
+	if got := shop.PostNotify(t, v.Encode(), "application/x-www-form-urlencoded"); got != "fail" {
+		t.Fatalf("notify that could not be stored: %q, want fail", got)
+	}
+	if got := shop.Order(t, o.OutTradeNo); got.Status != store.StatusUnpaid || got.TradeNo != "" {
+		t.Fatalf("order %s %q after a failed store", got.Status, got.TradeNo)
+	}
+	db.MustExec(`DROP TRIGGER events_down`)
+	if got := shop.PostNotify(t, v.Encode(), "application/x-www-form-urlencoded"); got != "success" {
+		t.Fatalf("the resend after recovery: %q", got)
 	}
 }
 

@@ -671,6 +671,27 @@ func TestSecurity(t *testing.T) {
 		owner.Get(t, "/no/such/page")                                       // 404 page
 	})
 
+	// Failures are where passwords leak into logs ("login failed for x with y"): the
+	// real password goes through each failure path before the logs are read.
+	t.Run("failed logins and signups", func(t *testing.T) {
+		b := env.browser()
+		for _, c := range []struct {
+			path string
+			form url.Values
+			want int
+		}{
+			{"/login", url.Values{"email": {"nobody@example.com"}, "password": {secPassword}}, http.StatusUnauthorized},
+			{"/login", url.Values{"email": {"other@example.com"}, "password": {secPassword + "!"}}, http.StatusUnauthorized},
+			{"/login", url.Values{"email": {"not-an-address"}, "password": {secPassword}}, 0},
+			{"/signup", url.Values{"email": {"owner@example.com"}, "password": {secPassword}}, 0},
+			{"/signup", url.Values{"email": {"bad address"}, "password": {secPassword}}, http.StatusBadRequest},
+		} {
+			if r := b.Post(t, c.path, c.form); r.Status < 400 || (c.want != 0 && r.Status != c.want) {
+				t.Errorf("%s %v: %d", c.path, c.form.Get("email"), r.Status)
+			}
+		}
+	})
+
 	t.Run("logs hold no secrets", func(t *testing.T) {
 		logs := env.logs.String()
 		if len(logs) == 0 {

@@ -119,6 +119,41 @@ func TestReturnAndNotifySignatures(t *testing.T) {
 
 // TestDeliverySchedule: failures of every kind retry at 0, 4m, 10m, 10m, 1h, 2h, 6h, 15h,
 // then give up; "success" stops it, and only exactly "success" counts.
+// alipaySchedule is Alipay's published notify schedule (ALIPAY.md), written out here
+// rather than read from retryIntervals, so a change to the table fails this test.
+var alipaySchedule = []time.Duration{0, 4 * time.Minute, 14 * time.Minute, 24 * time.Minute,
+	84 * time.Minute, 204 * time.Minute, 564 * time.Minute, 1464 * time.Minute} // offsets from payment
+
+func TestDeliveryScheduleIsAlipays(t *testing.T) {
+	if maxAttempts != 8 || len(retryIntervals) != 7 {
+		t.Fatalf("%d attempts, %d intervals; Alipay notifies 8 times", maxAttempts, len(retryIntervals))
+	}
+	h := newHarness(t, func(cfg *Config) { cfg.TimeScale = 60 }) // a minute per second
+	tg := newTarget(t, always(200, "fail"))
+	start := h.clock.Now()
+	payWithTarget(h, "ALI", tg.srv.URL+"/check_order")
+	for i, off := range alipaySchedule {
+		if i > 0 {
+			h.clock.Advance(start.Add(off/60).Sub(h.clock.Now()) - time.Millisecond)
+			if h.deliver() != 0 {
+				t.Fatalf("attempt %d before %v", i+1, off)
+			}
+			h.clock.Advance(time.Millisecond)
+		}
+		if n := h.deliver(); n != 1 {
+			t.Fatalf("attempt %d not sent at %v (scaled ÷60)", i+1, off)
+		}
+	}
+	h.clock.Advance(48 * time.Hour)
+	if h.deliver() != 0 || len(tg.requests()) != 8 {
+		t.Fatalf("%d requests, want exactly 8", len(tg.requests()))
+	}
+	// Alipay's ~25 hours, unscaled.
+	if last := alipaySchedule[len(alipaySchedule)-1]; last < 24*time.Hour || last > 25*time.Hour {
+		t.Fatalf("last attempt at %v", last)
+	}
+}
+
 func TestDeliverySchedule(t *testing.T) {
 	closed := httptest.NewServer(http.NotFoundHandler())
 	refused := closed.URL + "/check_order"

@@ -23,6 +23,21 @@ func TestPagePayRuleErrors(t *testing.T) {
 		p.RawQuery = q.Encode()
 		return p.String()
 	}
+	// resigned changes public params of a valid request and signs it again with the app's
+	// key, so the check under test is reached past the signature.
+	resigned := func(no string, mod func(url.Values)) string {
+		p, _ := url.Parse(h.pagePayURL(trade(no, "1.00")))
+		q := p.Query()
+		mod(q)
+		q.Del("sign")
+		sig, err := signBytes(appKeys.key, []byte(requestSignContent(q)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.Set("sign", sig)
+		p.RawQuery = q.Encode()
+		return p.String()
+	}
 	mk := func(no, amount string, mod func(*alipay.TradePagePay)) string {
 		p := trade(no, amount)
 		if mod != nil {
@@ -58,6 +73,9 @@ func TestPagePayRuleErrors(t *testing.T) {
 		{"timeout 16d", mk("X2", "1.00", func(p *alipay.TradePagePay) { p.TimeoutExpress = "16d" }), "invalid-timeout-express", "X2"},
 		{"time_expire format", mk("X3", "1.00", func(p *alipay.TradePagePay) { p.TimeExpire = "2025/03/01 10:00" }), "invalid-time-expire", "X3"},
 		{"other amount", mk("EXIST", "6.00", nil), "ACQ.CONTEXT_INCONSISTENT", ""},
+		{"no timestamp", resigned("T1", func(q url.Values) { q.Del("timestamp") }), "isv.invalid-timestamp", "T1"},
+		{"timestamp format", resigned("T2", func(q url.Values) { q.Set("timestamp", "2026-11-22T10:00:00Z") }), "isv.invalid-timestamp", "T2"},
+		{"version", resigned("V1", func(q url.Values) { q.Set("version", "2.0") }), "isv.invalid-parameter", "V1"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -131,11 +131,69 @@ func TestApplyPaidOnceUnderConcurrency(t *testing.T) {
 	if _, err := st.ApplyClosed(ctx, store.Event{OutTradeNo: "T2", Source: store.SourceClose, Raw: "{}"}, store.StatusCancelled); err != nil {
 		t.Fatal(err)
 	}
-	ev, _ = st.ApplyPaid(ctx, store.Event{OutTradeNo: "T2", Source: store.SourceNotify, Raw: "{}"}, store.Payment{TradeNo: "A2", Amount: 100})
+	ev, _ = st.ApplyPaid(ctx, store.Event{OutTradeNo: "T2", Source: store.SourceNotify, Raw: "{}", TradeStatus: "TRADE_SUCCESS"},
+		store.Payment{TradeNo: "A2", Amount: 100})
 	if got, _ := st.OrderByNo(ctx, "T2"); ev.Verdict != store.VerdictFlagged || got.Status != store.StatusCancelled {
 		t.Fatalf("paid after cancel: %s, order %s", ev.Verdict, got.Status)
 	}
-	_ = o
+	if due, err := st.PaidAtAlipay(ctx, o2.ID); !due || err != nil {
+		t.Fatalf("PaidAtAlipay after a flagged payment: %v %v", due, err)
+	}
+	if due, _ := st.PaidAtAlipay(ctx, o.ID); due {
+		t.Fatal("PaidAtAlipay on a normally paid order")
+	}
+	// A paid order paid again under another trade_no is money taken twice: flagged, and
+	// the first payment stays the order's.
+	ev, _ = st.ApplyPaid(ctx, store.Event{OutTradeNo: "T1", Source: store.SourceNotify, Raw: "{}"},
+		store.Payment{TradeNo: "A9", Amount: 100})
+	if got, _ := st.OrderByNo(ctx, "T1"); ev.Verdict != store.VerdictFlagged || got.TradeNo != "A1" {
+		t.Fatalf("second trade_no on a paid order: %s, trade_no now %q", ev.Verdict, got.TradeNo)
+	}
+}
+
+// A transaction whose COMMIT fails is an error to the caller — a notify must then be
+// answered fail — and leaves nothing behind; the writer works again afterwards.
+func TestCommitFailureIsAnError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shop.db")
+	st, err := store.Open(path, schema(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	u, _ := st.CreateUser(ctx, "a@example.com", "x")
+	g, _ := st.AddGoods(ctx, store.Goods{Name: "g", Price: 100})
+	if _, _, err := st.CreateOrder(ctx, store.NewOrder{OutTradeNo: "T1", UserID: u.ID, Lines: []store.Line{{GoodsID: g.ID, Qty: 1}}, TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	// Every event insert now also writes a row whose deferred foreign key fails, so the
+	// statements succeed and only COMMIT refuses.
+	db := sqlx.MustOpen("sqlite3", store.DSN(path))
+	defer db.Close()
+	db.MustExec(`CREATE TABLE nowhere (id INTEGER PRIMARY KEY)`)
+	db.MustExec(`CREATE TABLE dangling (parent INTEGER REFERENCES nowhere (id) DEFERRABLE INITIALLY DEFERRED)`)
+	db.MustExec(`CREATE TRIGGER commit_fails AFTER INSERT ON payment_events BEGIN INSERT INTO dangling VALUES (1); END`)
+
+	pay := func() (store.Event, error) {
+		return st.ApplyPaid(ctx, store.Event{OutTradeNo: "T1", Source: store.SourceNotify, Raw: "{}"},
+			store.Payment{TradeNo: "A1", Amount: 100, PaidAt: time.Now()})
+	}
+	if _, err := pay(); err == nil {
+		t.Fatal("ApplyPaid whose COMMIT failed returned no error")
+	}
+	if _, err := st.ApplyClosed(ctx, store.Event{OutTradeNo: "T1", Source: store.SourceClose, Raw: "{}"}, store.StatusClosed); err == nil {
+		t.Fatal("ApplyClosed whose COMMIT failed returned no error")
+	}
+	if got, _ := st.OrderByNo(ctx, "T1"); got.Status != store.StatusUnpaid {
+		t.Fatalf("order %s after failed commits", got.Status)
+	}
+	if evs, _ := st.EventsForOrder(ctx, "T1"); len(evs) != 0 {
+		t.Fatalf("%d events left by failed commits", len(evs))
+	}
+	db.MustExec(`DROP TRIGGER commit_fails`)
+	if ev, err := pay(); err != nil || ev.Verdict != store.VerdictApplied {
+		t.Fatalf("after recovery: %s %v", ev.Verdict, err)
+	}
 }
 
 func TestGoodsListCacheFollowsWrites(t *testing.T) {
