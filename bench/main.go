@@ -55,7 +55,7 @@ func main() {
 		o.duration = time.Second
 	}
 	if o.workers == 0 || o.duration <= 0 || o.genProcs < 0 {
-		fmt.Fprintln(os.Stderr, "bench: -workers, -duration and -gen-procs must be positive")
+		fmt.Fprintln(os.Stderr, "bench: -workers and -duration must be positive, -gen-procs not negative")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -80,8 +80,10 @@ func (h *Handler) checkout(c echo.Context) error {
 	if answered(c) || err != nil {
 		return err
 	}
-	// The cart page sends the total it showed; a shopper never pays a price they were
-	// not shown. Without the field (a script, an old page) the server's total stands.
+	// The cart page sends the total it showed, and checkout refuses if the cart's total
+	// has changed since (a price moved, or the cart was changed in another tab). Without
+	// the field (a script, an old page) the server's total stands; Alipay's cashier shows
+	// the amount again before anyone pays.
 	var expect money.Fen
 	if v := c.FormValue("expect_fen"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -93,7 +95,7 @@ func (h *Handler) checkout(c echo.Context) error {
 	now := h.now()
 	o, _, err := h.st.Checkout(c.Request().Context(), u.ID, payment.NewOutTradeNo(now), h.cfg.OrderTTL, h.pay.ReconcileAt(now), expect)
 	if errors.Is(err, store.ErrPriceChanged) {
-		h.flash(c, "商品价格有变动，未生成订单。请核对购物车里的新价格后再结算。")
+		h.flash(c, "购物车内容或价格有变动，未生成订单。请核对购物车后再结算。")
 		return c.Redirect(http.StatusSeeOther, "/cart")
 	}
 	if err != nil {

@@ -117,14 +117,17 @@ func (h *Handler) renderOrder(c echo.Context, o store.Order, result bool) error 
 	if result {
 		title = "支付结果"
 	}
-	var refundDue bool
+	p := views.OrderPage{Layout: h.layout(c, title), Order: o, Items: items, Now: h.now(), Result: result}
 	if o.Status == store.StatusCancelled || o.Status == store.StatusClosed {
-		if refundDue, err = h.st.PaidAtAlipay(c.Request().Context(), o.ID); err != nil {
+		u, ok, err := h.st.UnappliedPayment(c.Request().Context(), o.ID)
+		if err != nil {
 			return err
 		}
+		if ok {
+			p.Unapplied = &u
+		}
 	}
-	return render(c, http.StatusOK, views.Order(views.OrderPage{Layout: h.layout(c, title), Order: o, Items: items,
-		Now: h.now(), Result: result, RefundDue: refundDue}))
+	return render(c, http.StatusOK, views.Order(p))
 }
 
 // payAgain sends an unpaid, unexpired order back to the cashier: same out_trade_no,

@@ -639,10 +639,13 @@ func TestSecurity(t *testing.T) {
 				t.Errorf("HEAD %s has no GET twin", r.Path)
 			}
 			path := fill(t, strings.Replace(r.Path, "*", "style.css", 1), params)
+			// Go's client never reads a HEAD body, so the headers are what can be compared:
+			// the same status, type and declared length as GET.
 			g, h := owner.Get(t, path), owner.Head(t, path)
-			if h.Status != g.Status || h.Body != "" || h.Header.Get("Content-Type") != g.Header.Get("Content-Type") {
-				t.Errorf("HEAD %s: %d %q with %d bytes of body; GET: %d %q", path, h.Status,
-					h.Header.Get("Content-Type"), len(h.Body), g.Status, g.Header.Get("Content-Type"))
+			if h.Status != g.Status || h.Header.Get("Content-Type") != g.Header.Get("Content-Type") ||
+				h.Header.Get("Content-Length") != g.Header.Get("Content-Length") {
+				t.Errorf("HEAD %s: %d %q length %q; GET: %d %q length %q", path, h.Status, h.Header.Get("Content-Type"),
+					h.Header.Get("Content-Length"), g.Status, g.Header.Get("Content-Type"), g.Header.Get("Content-Length"))
 			}
 		}
 		for p := range gets {

@@ -109,8 +109,9 @@ type sessionUser struct {
 // no query is needed per request: users are never deleted or renamed, and a cookie
 // that outlived its database (a developer deleted shop.db and kept keys/session.key)
 // carries a token that no longer matches — without it, that cookie would log its bearer
-// in as whoever got the same user id in the new file. (The per-request user lookup it
-// replaces was 3% of a purchase's CPU.) Whoever adds user deletion must check here.
+// in as whoever got the same user id in the new file. A restored backup keeps its token:
+// the README says to rotate it then. (The per-request user lookup this replaces was 3%
+// of a purchase's CPU, and had the same holes.) Whoever adds user deletion must check here.
 func (h *Handler) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if isSandbox(c) || c.Path() == "/check_order" || strings.HasPrefix(c.Path(), "/static") || c.Path() == "/healthz" {

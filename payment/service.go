@@ -242,8 +242,15 @@ func (s *Service) HandleReturn(ctx context.Context, q url.Values, requestID stri
 	}
 	// A return means the buyer paid. For an unpaid order the query settles it; for a
 	// cancelled or closed one it records what Alipay holds (flagged, never applied), so
-	// the page can tell the shopper their money is owed back.
-	if o.Status != store.StatusUnpaid && o.Status != store.StatusCancelled && o.Status != store.StatusClosed {
+	// the page can tell the shopper their money is owed back — once: a replayed return
+	// URL must not pile up "refund needed" events or Alipay calls.
+	switch o.Status {
+	case store.StatusUnpaid:
+	case store.StatusCancelled, store.StatusClosed:
+		if _, known, err := s.st.UnappliedPayment(ctx, o.ID); err != nil || known {
+			return o, err
+		}
+	default:
 		return o, nil
 	}
 	if _, err := s.Reconcile(ctx, o, requestID); err != nil {

@@ -117,8 +117,6 @@ func TestReturnAndNotifySignatures(t *testing.T) {
 	}
 }
 
-// TestDeliverySchedule: failures of every kind retry at 0, 4m, 10m, 10m, 1h, 2h, 6h, 15h,
-// then give up; "success" stops it, and only exactly "success" counts.
 // alipaySchedule is Alipay's published notify schedule (ALIPAY.md), written out here
 // rather than read from retryIntervals, so a change to the table fails this test.
 var alipaySchedule = []time.Duration{0, 4 * time.Minute, 14 * time.Minute, 24 * time.Minute,
@@ -148,12 +146,10 @@ func TestDeliveryScheduleIsAlipays(t *testing.T) {
 	if h.deliver() != 0 || len(tg.requests()) != 8 {
 		t.Fatalf("%d requests, want exactly 8", len(tg.requests()))
 	}
-	// Alipay's ~25 hours, unscaled.
-	if last := alipaySchedule[len(alipaySchedule)-1]; last < 24*time.Hour || last > 25*time.Hour {
-		t.Fatalf("last attempt at %v", last)
-	}
 }
 
+// TestDeliverySchedule: failures of every kind retry at 0, 4m, 10m, 10m, 1h, 2h, 6h, 15h,
+// then give up; "success" stops it, and only exactly "success" counts.
 func TestDeliverySchedule(t *testing.T) {
 	closed := httptest.NewServer(http.NotFoundHandler())
 	refused := closed.URL + "/check_order"

@@ -181,14 +181,45 @@ func (s *Store) ApplyClosed(ctx context.Context, ev Event, status string) (Event
 	return ev, err
 }
 
-// PaidAtAlipay reports whether Alipay has said the buyer paid for an order the shop did
-// not mark paid (a flagged TRADE_SUCCESS or TRADE_FINISHED, e.g. paid after cancel):
-// money the shop holds and owes back, which the shopper's order page must admit.
-func (s *Store) PaidAtAlipay(ctx context.Context, orderID int64) (bool, error) {
-	var yes bool
-	err := s.db.GetContext(ctx, &yes, `SELECT EXISTS (SELECT 1 FROM payment_events
-		WHERE order_id = ? AND verdict = 'flagged' AND trade_status IN ('TRADE_SUCCESS', 'TRADE_FINISHED'))`, orderID)
-	return yes, err
+// Unapplied is a payment Alipay took for an order the shop did not mark paid (paid after
+// the order was cancelled or closed): money owed back to the buyer.
+type Unapplied struct {
+	TradeNo  string // Alipay's trade number, for the shopper to quote
+	Refunded bool   // a later TRADE_CLOSED from Alipay says the money went back
+}
+
+// UnappliedPayment finds the payment Alipay reported for orderID that the shop flagged
+// instead of applying, and whether Alipay has since closed that trade (a full refund
+// closes it; a closed trade never reopens, so a late resend of the payment notify
+// doesn't undo it). ok is false when there is none.
+func (s *Store) UnappliedPayment(ctx context.Context, orderID int64) (u Unapplied, ok bool, err error) {
+	rows := []struct {
+		Status  string `db:"trade_status"`
+		Verdict string `db:"verdict"`
+		TradeNo string `db:"trade_no"`
+	}{}
+	// Only Alipay's own word counts (notify, query): raw is their params as a JSON object.
+	err = s.db.SelectContext(ctx, &rows, `
+		SELECT trade_status, verdict,
+		       COALESCE(CASE WHEN json_valid(raw) THEN json_extract(raw, '$.trade_no') END, '') AS trade_no
+		FROM payment_events
+		WHERE order_id = ? AND source IN ('notify', 'query')
+		  AND ((verdict = 'flagged' AND trade_status IN ('TRADE_SUCCESS', 'TRADE_FINISHED'))
+		       OR (verdict <> 'rejected' AND trade_status = 'TRADE_CLOSED'))
+		ORDER BY id`, orderID)
+	if err != nil {
+		return Unapplied{}, false, err
+	}
+	closed := map[string]bool{}
+	for _, r := range rows {
+		if r.Verdict == VerdictFlagged {
+			u, ok = Unapplied{TradeNo: r.TradeNo}, true
+		} else if r.TradeNo != "" {
+			closed[r.TradeNo] = true
+		}
+	}
+	u.Refunded = ok && closed[u.TradeNo]
+	return u, ok, nil
 }
 
 // EventsForOrder lists an order's events, oldest first (operator view and tests).

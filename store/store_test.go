@@ -136,11 +136,11 @@ func TestApplyPaidOnceUnderConcurrency(t *testing.T) {
 	if got, _ := st.OrderByNo(ctx, "T2"); ev.Verdict != store.VerdictFlagged || got.Status != store.StatusCancelled {
 		t.Fatalf("paid after cancel: %s, order %s", ev.Verdict, got.Status)
 	}
-	if due, err := st.PaidAtAlipay(ctx, o2.ID); !due || err != nil {
-		t.Fatalf("PaidAtAlipay after a flagged payment: %v %v", due, err)
+	if u, due, err := st.UnappliedPayment(ctx, o2.ID); !due || err != nil || u.Refunded {
+		t.Fatalf("UnappliedPayment after a flagged payment: %+v %v %v", u, due, err)
 	}
-	if due, _ := st.PaidAtAlipay(ctx, o.ID); due {
-		t.Fatal("PaidAtAlipay on a normally paid order")
+	if _, due, _ := st.UnappliedPayment(ctx, o.ID); due {
+		t.Fatal("UnappliedPayment on a normally paid order")
 	}
 	// A paid order paid again under another trade_no is money taken twice: flagged, and
 	// the first payment stays the order's.
