@@ -186,6 +186,26 @@ func TestBrowserBuyAndPay(t *testing.T) {
 		b.shot("console")
 	})
 
+	// 7. A cart of two goods checks out as one order: the cart page's form (with the
+	// total it showed) goes to the cashier for the sum, titled "first 等3件".
+	b.step("cart", func() {
+		for _, g := range []struct{ id, qty string }{{"2", "1"}, {"4", "2"}} {
+			b.navigate("/goods/" + g.id)
+			b.do(chromedp.SetValue(chromedp.CSS(`form[action="/cart/items"] input[name="qty"]`), g.qty))
+			b.click(`form[action="/cart/items"] button[type="submit"]`)
+			b.waitPath("/cart")
+		}
+		b.waitText("main", "机械键盘")
+		b.waitText("main", "保温杯")
+		b.waitText("main p.total", "¥578.80") // 399.00 + 2 × 89.90
+		b.click(`form[action="/checkout"] button[type="submit"]`)
+		b.waitPath("/sandbox/gateway.do")
+		b.waitText("main dd.amount", "¥578.80")
+		b.waitText("main dl.order", "机械键盘 等3件")
+		b.navigate("/cart")
+		b.waitText("main", "购物车是空的")
+	})
+
 	if !t.Failed() && os.Getenv("UPDATE_SCREENSHOTS") != "" {
 		shots.publish(filepath.Join(moduleRoot(t), "docs", "screenshots"))
 	}
