@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -25,16 +24,6 @@ import (
 	"storefront/shoptest"
 	"storefront/store"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // startShop runs runShop with env until the test ends and waits for /healthz.
 func startShop(t *testing.T, env map[string]string) string {
@@ -86,7 +75,7 @@ func buyOne(t *testing.T, base string) *url.URL {
 
 func TestLocalModeZeroConfig(t *testing.T) {
 	dir := t.TempDir()
-	addr := freeAddr(t)
+	addr := shoptest.FreeAddr(t)
 	base := startShop(t, map[string]string{"ADDR": addr, "DB": filepath.Join(dir, "shop.db"), "KEYS_DIR": filepath.Join(dir, "keys")})
 	resp, err := http.Get(base + "/")
 	if err != nil {
@@ -143,7 +132,7 @@ func TestSandboxModeWithForeignKeys(t *testing.T) {
 	writeKey(t, filepath.Join(keys, payment.AppPrivateKeyFile),
 		pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(app)}))
 	writeKey(t, filepath.Join(keys, payment.AlipayPublicKeyFile), payment.EncodePublicKey(&alipay.PublicKey))
-	env := map[string]string{"ADDR": freeAddr(t), "DB": filepath.Join(dir, "shop.db"), "KEYS_DIR": keys,
+	env := map[string]string{"ADDR": shoptest.FreeAddr(t), "DB": filepath.Join(dir, "shop.db"), "KEYS_DIR": keys,
 		"ALIPAY_MODE": "sandbox", "ALIPAY_APP_ID": "9021000100000001", "ALIPAY_SELLER_ID": "2088721000000001"}
 	base := startShop(t, env)
 	u := buyOne(t, base)
@@ -245,7 +234,7 @@ func TestTuneGC(t *testing.T) {
 // CSRF token), so neither ever travels over plain http.
 func TestHTTPSPublicURLMakesCookiesSecure(t *testing.T) {
 	dir := t.TempDir()
-	addr := freeAddr(t)
+	addr := shoptest.FreeAddr(t)
 	base := startShop(t, map[string]string{"ADDR": addr, "DB": filepath.Join(dir, "shop.db"),
 		"KEYS_DIR": filepath.Join(dir, "keys"), "PUBLIC_URL": "https://shop.example.test"})
 	resp, err := http.Get(base + "/signup")

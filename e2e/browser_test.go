@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -266,7 +264,7 @@ func buildShop(t *testing.T) string {
 // and prints its output when the test failed.
 func startShop(t *testing.T, bin string) string {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := shoptest.FreeAddr(t)
 	dir := t.TempDir()
 	cmd := exec.Command(bin)
 	cmd.Dir = dir // anything the shop writes by default lands here, not in the repo
@@ -350,16 +348,6 @@ func cleanEnv() []string {
 		}
 	}
 	return env
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return "127.0.0.1:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 }
 
 // startBrowser starts chromium headless with exactly the flags below and a fresh

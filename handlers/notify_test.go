@@ -1,18 +1,13 @@
 package handlers_test
 
 import (
-	"bytes"
 	"context"
-	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/url"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -223,27 +218,11 @@ func gbkNotifyCharset(t *testing.T, key *rsa.PrivateKey, v url.Values, cs string
 		}
 		g.Set(k, s)
 	}
-	g.Set("charset", cs)
-	if cs == "" {
-		g.Del("charset")
+	g.Del("charset")
+	if cs != "" {
+		g.Set("charset", cs)
 	}
-	keys := []string{}
-	for k := range g {
-		if k != "sign" && k != "sign_type" {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	var content bytes.Buffer
-	for i, k := range keys {
-		if i > 0 {
-			content.WriteByte('&')
-		}
-		content.WriteString(k + "=" + g.Get(k))
-	}
-	sum := sha256.Sum256(content.Bytes())
-	sig, _ := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, sum[:])
-	g.Set("sign", base64.StdEncoding.EncodeToString(sig))
+	g.Set("sign", shoptest.SignAlipay(key, g)) // over the GBK bytes, as Alipay signs them
 	return g.Encode()
 }
 

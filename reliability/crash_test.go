@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"storefront/shoptest"
 )
 
 // TestCrash runs the real binary twice over — the emulator alone (so its notifies keep
@@ -34,7 +36,7 @@ func TestCrash(t *testing.T) {
 	bin := shopBinary(t)
 	dir := t.TempDir()
 	keys := filepath.Join(dir, "keys")
-	emuAddr, shopAddr := freeAddr(t), freeAddr(t)
+	emuAddr, shopAddr := shoptest.FreeAddr(t), shoptest.FreeAddr(t)
 	emuURL, shopURL := "http://"+emuAddr, "http://"+shopAddr
 	dbPath := filepath.Join(dir, "shop.db")
 

@@ -58,7 +58,7 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	bin := shopBinary(t)
 	dir := t.TempDir()
-	addr := freeAddr(t)
+	addr := shoptest.FreeAddr(t)
 	base := "http://" + addr
 	dbPath := filepath.Join(dir, "shop.db")
 	keys := filepath.Join(dir, "keys")

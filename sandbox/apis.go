@@ -27,10 +27,10 @@ func (e *Emulator) findTrade(ctx context.Context, q queryer, biz map[string]stri
 		return nil, bizFailure("ACQ.TRADE_NOT_EXIST", "交易不存在")
 	}
 	if err != nil {
-		return nil, &gwError{"20000", "ACQ.SYSTEM_ERROR", "系统错误"}
+		return nil, systemError()
 	}
 	if err := e.closeIfExpired(ctx, q, t); err != nil {
-		return nil, &gwError{"20000", "ACQ.SYSTEM_ERROR", "系统错误"}
+		return nil, systemError()
 	}
 	return t, nil
 }
@@ -64,7 +64,7 @@ func (e *Emulator) apiClose(r *http.Request, biz map[string]string) ([]kv, *gwEr
 	ctx := r.Context()
 	tx, err := e.db.BeginTxx(ctx, nil)
 	if err != nil {
-		return nil, &gwError{"20000", "ACQ.SYSTEM_ERROR", "系统错误"}
+		return nil, systemError()
 	}
 	defer tx.Rollback()
 	t, gerr := e.findTrade(ctx, tx, biz)
@@ -77,7 +77,7 @@ func (e *Emulator) apiClose(r *http.Request, biz map[string]string) ([]kv, *gwEr
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE trades SET status=?, closed_at=? WHERE out_trade_no=? AND status=?`,
 		statusClosed, e.nowMs(), t.OutTradeNo, statusWait); err != nil || tx.Commit() != nil {
-		return nil, &gwError{"20000", "ACQ.SYSTEM_ERROR", "系统错误"}
+		return nil, systemError()
 	}
 	return []kv{{"trade_no", t.TradeNo}, {"out_trade_no", t.OutTradeNo}}, nil
 }
@@ -90,7 +90,7 @@ func (e *Emulator) apiRefund(r *http.Request, biz map[string]string) ([]kv, *gwE
 	}
 	tx, err := e.db.BeginTxx(ctx, nil)
 	if err != nil {
-		return nil, &gwError{"20000", "ACQ.SYSTEM_ERROR", "系统错误"}
+		return nil, systemError()
 	}
 	defer tx.Rollback()
 	t, gerr := e.findTrade(ctx, tx, biz)
@@ -125,10 +125,10 @@ func (e *Emulator) apiRefund(r *http.Request, biz map[string]string) ([]kv, *gwE
 	now := e.nowMs()
 	if err := e.applyRefund(ctx, tx, t, reqNo, fen, now); err != nil {
 		e.log.Error("sandbox: refund", "err", err)
-		return nil, &gwError{"20000", "ACQ.SYSTEM_ERROR", "系统错误"}
+		return nil, systemError()
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, &gwError{"20000", "ACQ.SYSTEM_ERROR", "系统错误"}
+		return nil, systemError()
 	}
 	if t.NotifyURL != "" {
 		e.kick()

@@ -40,6 +40,9 @@ func msgFor(code string) string {
 func invalidArg(sub, msg string) *gwError { return &gwError{"40002", sub, msg} }
 func missingArg(sub, msg string) *gwError { return &gwError{"40001", sub, msg} }
 func bizFailure(sub, msg string) *gwError { return &gwError{"40004", sub, msg} }
+
+// systemError is Alipay's answer when it fails itself (here: the emulator's database).
+func systemError() *gwError               { return &gwError{"20000", "ACQ.SYSTEM_ERROR", "系统错误"} }
 func pageError(code, msg string) *gwError { return &gwError{"", code, msg} }
 func isAppIDError(g *gwError) bool        { return g.SubCode == "isv.invalid-app-id" }
 func isMethodOrMissing(g *gwError) bool {

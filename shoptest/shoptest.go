@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -108,6 +109,18 @@ type Shop struct {
 	Keys     Keys
 	Server   *httptest.Server
 	Router   http.Handler
+}
+
+// FreeAddr returns a loopback address with a port free at the time of asking, for a
+// server a test starts in another process or goroutine.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // SchemaPath finds schema.sql at the module root from any package's test.

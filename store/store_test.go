@@ -24,6 +24,17 @@ func schema(t *testing.T) string {
 	return string(b)
 }
 
+// open opens the store at path for the rest of the test.
+func open(t *testing.T, path string) *store.Store {
+	t.Helper()
+	st, err := store.Open(path, schema(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
 func TestOpenIsIdempotentAndRefusesNewerSchema(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "shop.db")
 	for i := 0; i < 2; i++ {
@@ -77,22 +88,14 @@ func TestInstallationTokenUpgradeAndStability(t *testing.T) {
 	if len(tokens[0]) != 32 || tokens[0] != tokens[1] {
 		t.Fatalf("tokens across restarts: %q", tokens)
 	}
-	other, err := store.Open(filepath.Join(t.TempDir(), "shop.db"), schema(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	other := open(t, filepath.Join(t.TempDir(), "shop.db"))
 	if other.Installation() == tokens[0] {
 		t.Fatal("two database files share an installation token")
 	}
 }
 
 func TestApplyPaidOnceUnderConcurrency(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "shop.db"), schema(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := open(t, filepath.Join(t.TempDir(), "shop.db"))
 	ctx := context.Background()
 	u, _ := st.CreateUser(ctx, "a@example.com", "x")
 	g, _ := st.AddGoods(ctx, store.Goods{Name: "g", Price: 100})
@@ -155,11 +158,7 @@ func TestApplyPaidOnceUnderConcurrency(t *testing.T) {
 // answered fail — and leaves nothing behind; the writer works again afterwards.
 func TestCommitFailureIsAnError(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "shop.db")
-	st, err := store.Open(path, schema(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := open(t, path)
 	ctx := context.Background()
 	u, _ := st.CreateUser(ctx, "a@example.com", "x")
 	g, _ := st.AddGoods(ctx, store.Goods{Name: "g", Price: 100})
@@ -198,11 +197,7 @@ func TestCommitFailureIsAnError(t *testing.T) {
 
 func TestGoodsListCacheFollowsWrites(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "shop.db")
-	st, err := store.Open(path, schema(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := open(t, path)
 	ctx := context.Background()
 	stock := int64(5)
 	g, _ := st.AddGoods(ctx, store.Goods{Name: "g", Price: 100, Stock: &stock})
@@ -230,11 +225,7 @@ func TestGoodsListCacheFollowsWrites(t *testing.T) {
 		t.Fatal("cached stock survived a release")
 	}
 	// Another process's write is seen within the cache's TTL.
-	other, err := store.Open(path, schema(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	other := open(t, path)
 	other.UpdateGoods(ctx, g.ID, 300, &stock, true)
 	time.Sleep(1100 * time.Millisecond)
 	if first().Price != 300 {
