@@ -1,16 +1,19 @@
--- Storefront schema. Applied at every start; every statement is idempotent.
--- PRAGMA user_version records the schema version so later releases can migrate
--- (store.Open refuses a database newer than it knows).
+-- Storefront schema, as the ordered steps that build it. store.Open applies every
+-- "-- migrate N" section the database has not had yet, each in one transaction, and
+-- records N (SQLite: PRAGMA user_version; PostgreSQL: table schema_version). A fresh
+-- database and an upgraded one run the same statements, so they end identical.
+-- A released section is never edited: a change is a new section.
 -- Money is integer fen; times are UTC text "2006-01-02T15:04:05.000Z" (sortable).
 
-CREATE TABLE IF NOT EXISTS users (
+-- migrate 1: the first release.
+CREATE TABLE users (
     id            INTEGER PRIMARY KEY,
     email         TEXT    NOT NULL UNIQUE,
     password_hash TEXT    NOT NULL,
     created_at    TEXT    NOT NULL
 );
 
-CREATE TABLE IF NOT EXISTS goods (
+CREATE TABLE goods (
     id          INTEGER PRIMARY KEY,
     name        TEXT    NOT NULL,
     description TEXT    NOT NULL DEFAULT '',
@@ -22,7 +25,7 @@ CREATE TABLE IF NOT EXISTS goods (
     created_at  TEXT    NOT NULL
 );
 
-CREATE TABLE IF NOT EXISTS orders (
+CREATE TABLE orders (
     id              INTEGER PRIMARY KEY,
     out_trade_no    TEXT    NOT NULL UNIQUE,
     user_id         INTEGER NOT NULL REFERENCES users (id),
@@ -44,11 +47,11 @@ CREATE TABLE IF NOT EXISTS orders (
     reconcile_tries INTEGER NOT NULL DEFAULT 0
 );
 -- "this shopper's orders, newest first" and the two workers' scans.
-CREATE INDEX IF NOT EXISTS orders_user_id ON orders (user_id, id);
-CREATE INDEX IF NOT EXISTS orders_unpaid_expiry ON orders (expires_at) WHERE status = 'unpaid';
-CREATE INDEX IF NOT EXISTS orders_unpaid_reconcile ON orders (reconcile_at) WHERE status = 'unpaid';
+CREATE INDEX orders_user_id ON orders (user_id, id);
+CREATE INDEX orders_unpaid_expiry ON orders (expires_at) WHERE status = 'unpaid';
+CREATE INDEX orders_unpaid_reconcile ON orders (reconcile_at) WHERE status = 'unpaid';
 
-CREATE TABLE IF NOT EXISTS order_items (
+CREATE TABLE order_items (
     id        INTEGER PRIMARY KEY,
     order_id  INTEGER NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
     goods_id  INTEGER NOT NULL REFERENCES goods (id),
@@ -56,11 +59,11 @@ CREATE TABLE IF NOT EXISTS order_items (
     unit_fen  INTEGER NOT NULL CHECK (unit_fen > 0),
     qty       INTEGER NOT NULL CHECK (qty BETWEEN 1 AND 99)
 );
-CREATE INDEX IF NOT EXISTS order_items_order_id ON order_items (order_id);
+CREATE INDEX order_items_order_id ON order_items (order_id);
 
 -- Every Alipay message (notify, return, query answer, close answer) with its raw
 -- params, what the shop decided and why: the operator's audit trail.
-CREATE TABLE IF NOT EXISTS payment_events (
+CREATE TABLE payment_events (
     id           INTEGER PRIMARY KEY,
     order_id     INTEGER REFERENCES orders (id),
     out_trade_no TEXT    NOT NULL DEFAULT '',
@@ -74,9 +77,9 @@ CREATE TABLE IF NOT EXISTS payment_events (
     request_id   TEXT    NOT NULL DEFAULT '',
     created_at   TEXT    NOT NULL
 );
-CREATE INDEX IF NOT EXISTS payment_events_order_id ON payment_events (order_id);
+CREATE INDEX payment_events_order_id ON payment_events (order_id);
 
-CREATE TABLE IF NOT EXISTS cart_items (
+CREATE TABLE cart_items (
     user_id  INTEGER NOT NULL REFERENCES users (id),
     goods_id INTEGER NOT NULL REFERENCES goods (id),
     qty      INTEGER NOT NULL CHECK (qty BETWEEN 1 AND 99),
@@ -86,13 +89,45 @@ CREATE TABLE IF NOT EXISTS cart_items (
     PRIMARY KEY (user_id, goods_id)
 );
 
--- One row, made when the database file is: sessions carry its token, so a cookie from
+-- migrate 2: one row, made with the database: sessions carry its token, so a cookie from
 -- an earlier shop.db (deleted and recreated, same session key) is not taken for the user
--- who now has the same id. Added in version 2; version 1 files get it at the next start.
-CREATE TABLE IF NOT EXISTS installation (
+-- who now has the same id.
+CREATE TABLE installation (
     id    INTEGER PRIMARY KEY CHECK (id = 1),
     token TEXT    NOT NULL
 );
-INSERT OR IGNORE INTO installation (id, token) VALUES (1, lower(hex(randomblob(16))));
+INSERT INTO installation (id, token) VALUES (1, {{random_token}});
 
-PRAGMA user_version = 2;
+-- migrate 3: this release. Sessions live on the server, so logging out ends one;
+-- anonymous junk keeps counts and a bounded sample instead of a row per message;
+-- payment events name Alipay's trade number in a column of their own.
+CREATE TABLE sessions (
+    id         TEXT    PRIMARY KEY, -- random, carried by the session cookie
+    user_id    INTEGER NOT NULL REFERENCES users (id),
+    created_at TEXT    NOT NULL,
+    expires_at TEXT    NOT NULL
+);
+CREATE INDEX sessions_user_id ON sessions (user_id);
+CREATE INDEX sessions_expires_at ON sessions (expires_at);
+
+-- Messages that failed their signature (or could not be read): how many per reason,
+-- and the latest few, truncated, in a fixed ring of slots.
+CREATE TABLE junk_counts (
+    source   TEXT    NOT NULL,
+    reason   TEXT    NOT NULL,
+    count    INTEGER NOT NULL,
+    first_at TEXT    NOT NULL,
+    last_at  TEXT    NOT NULL,
+    PRIMARY KEY (source, reason)
+);
+CREATE TABLE junk_samples (
+    slot       INTEGER PRIMARY KEY,
+    source     TEXT    NOT NULL,
+    reason     TEXT    NOT NULL,
+    raw        TEXT    NOT NULL,
+    request_id TEXT    NOT NULL,
+    created_at TEXT    NOT NULL
+);
+
+ALTER TABLE payment_events ADD COLUMN trade_no TEXT NOT NULL DEFAULT '';
+CREATE INDEX payment_events_flagged ON payment_events (created_at) WHERE verdict = 'flagged';

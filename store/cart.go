@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
 	"storefront/money"
 )
 
@@ -55,7 +53,7 @@ func (s *Store) AddToCart(ctx context.Context, userID, goodsID, qty int64) error
 	if qty < 1 || qty > 99 {
 		return ErrBadQuantity
 	}
-	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+	return s.inTx(ctx, func(tx txn) error {
 		var price money.Fen
 		if err := tx.GetContext(ctx, &price, `SELECT price_fen FROM goods WHERE id = ? AND active = 1`, goodsID); err != nil {
 			return notFound(err)
@@ -102,7 +100,7 @@ func (s *Store) Checkout(ctx context.Context, userID int64, outTradeNo string, t
 	var o Order
 	var items []OrderItem
 	var reserved bool
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := s.inTx(ctx, func(tx txn) error {
 		var lines []Line
 		rows := []struct {
 			GoodsID int64 `db:"goods_id"`

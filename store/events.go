@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
 	"storefront/money"
 )
 
@@ -36,12 +34,15 @@ type Event struct {
 	Source      string        `db:"source"`
 	NotifyID    string        `db:"notify_id"`
 	TradeStatus string        `db:"trade_status"`
+	TradeNo     string        `db:"trade_no"` // Alipay's, when the message names one
 	Verdict     string        `db:"verdict"`
 	Reason      string        `db:"reason"`
 	Raw         string        `db:"raw"`
 	RequestID   string        `db:"request_id"`
 	CreatedAt   Time          `db:"created_at"`
 }
+
+const eventColumns = `id, order_id, out_trade_no, source, notify_id, trade_status, trade_no, verdict, reason, raw, request_id, created_at`
 
 // Acknowledged reports whether Alipay should be told the message was received: only
 // when it is applied, was already applied, or needs nothing.
@@ -60,7 +61,7 @@ type Payment struct {
 
 // RecordEvent stores an event that changes no order (rejected, verified, ignored).
 func (s *Store) RecordEvent(ctx context.Context, ev Event) (Event, error) {
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := s.inTx(ctx, func(tx txn) error {
 		if ev.OrderID.Valid || ev.OutTradeNo == "" {
 			return s.insertEvent(ctx, tx, &ev)
 		}
@@ -73,22 +74,17 @@ func (s *Store) RecordEvent(ctx context.Context, ev Event) (Event, error) {
 	return ev, err
 }
 
-func (s *Store) insertEvent(ctx context.Context, tx *sqlx.Tx, ev *Event) error {
+func (s *Store) insertEvent(ctx context.Context, tx txn, ev *Event) error {
 	ev.CreatedAt = At(s.now())
-	res, err := tx.ExecContext(ctx,
-		`INSERT INTO payment_events (order_id, out_trade_no, source, notify_id, trade_status, verdict, reason, raw, request_id, created_at)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		ev.OrderID, ev.OutTradeNo, ev.Source, ev.NotifyID, ev.TradeStatus, ev.Verdict, ev.Reason, ev.Raw, ev.RequestID, ev.CreatedAt)
-	if err != nil {
-		return err
-	}
-	ev.ID, err = res.LastInsertId()
-	return err
+	return tx.GetContext(ctx, &ev.ID,
+		`INSERT INTO payment_events (order_id, out_trade_no, source, notify_id, trade_status, trade_no, verdict, reason, raw, request_id, created_at)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		ev.OrderID, ev.OutTradeNo, ev.Source, ev.NotifyID, ev.TradeStatus, ev.TradeNo, ev.Verdict, ev.Reason, ev.Raw, ev.RequestID, ev.CreatedAt)
 }
 
 // lockOrder reads the order inside the write transaction, so the decision and the
 // guarded UPDATE that follows see the same row.
-func lockOrder(ctx context.Context, tx *sqlx.Tx, no string) (Order, error) {
+func lockOrder(ctx context.Context, tx txn, no string) (Order, error) {
 	var o Order
 	err := tx.GetContext(ctx, &o, `SELECT `+orderColumns+` FROM orders WHERE out_trade_no = ?`, no)
 	return o, notFound(err)
@@ -98,7 +94,7 @@ func lockOrder(ctx context.Context, tx *sqlx.Tx, no string) (Order, error) {
 // ev.OutTradeNo and records ev with the verdict, in one transaction. The unpaid→paid
 // transition is one guarded UPDATE, so concurrent duplicates change the order once.
 func (s *Store) ApplyPaid(ctx context.Context, ev Event, p Payment) (Event, error) {
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := s.inTx(ctx, func(tx txn) error {
 		o, err := lockOrder(ctx, tx, ev.OutTradeNo)
 		if err == ErrNotFound {
 			ev.Verdict, ev.Reason = VerdictRejected, "unknown out_trade_no"
@@ -141,7 +137,7 @@ func (s *Store) ApplyPaid(ctx context.Context, ev Event, p Payment) (Event, erro
 // reserved stock and records ev, in one transaction. An order no longer unpaid is left
 // alone (verdict ignored, or duplicate if it already has that status).
 func (s *Store) ApplyClosed(ctx context.Context, ev Event, status string) (Event, error) {
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+	err := s.inTx(ctx, func(tx txn) error {
 		o, err := lockOrder(ctx, tx, ev.OutTradeNo)
 		if err == ErrNotFound {
 			ev.Verdict, ev.Reason = VerdictRejected, "unknown out_trade_no"
@@ -198,10 +194,9 @@ func (s *Store) UnappliedPayment(ctx context.Context, orderID int64) (u Unapplie
 		Verdict string `db:"verdict"`
 		TradeNo string `db:"trade_no"`
 	}{}
-	// Only Alipay's own word counts (notify, query): raw is their params as a JSON object.
+	// Only Alipay's own word counts (notify, query).
 	err = s.db.SelectContext(ctx, &rows, `
-		SELECT trade_status, verdict,
-		       COALESCE(CASE WHEN json_valid(raw) THEN json_extract(raw, '$.trade_no') END, '') AS trade_no
+		SELECT trade_status, verdict, trade_no
 		FROM payment_events
 		WHERE order_id = ? AND source IN ('notify', 'query')
 		  AND ((verdict = 'flagged' AND trade_status IN ('TRADE_SUCCESS', 'TRADE_FINISHED'))
@@ -226,8 +221,7 @@ func (s *Store) UnappliedPayment(ctx context.Context, orderID int64) (u Unapplie
 func (s *Store) EventsForOrder(ctx context.Context, no string) ([]Event, error) {
 	var evs []Event
 	err := s.db.SelectContext(ctx, &evs,
-		`SELECT id, order_id, out_trade_no, source, notify_id, trade_status, verdict, reason, raw, request_id, created_at
-		 FROM payment_events WHERE out_trade_no = ? ORDER BY id`, no)
+		`SELECT `+eventColumns+` FROM payment_events WHERE out_trade_no = ? ORDER BY id`, no)
 	return evs, err
 }
 

@@ -61,15 +61,14 @@ func (s *Store) GoodsByID(ctx context.Context, id int64) (Goods, error) {
 func (s *Store) AddGoods(ctx context.Context, g Goods) (Goods, error) {
 	g.CreatedAt = At(s.now())
 	g.Active = true
-	res, err := s.wdb.ExecContext(ctx,
-		`INSERT INTO goods (name, description, price_fen, image, stock, active, created_at) VALUES (?, ?, ?, ?, ?, 1, ?)`,
+	err := s.wdb.GetContext(ctx, &g.ID,
+		`INSERT INTO goods (name, description, price_fen, image, stock, active, created_at) VALUES (?, ?, ?, ?, ?, 1, ?) RETURNING id`,
 		g.Name, g.Description, g.Price, g.Image, g.Stock, g.CreatedAt)
 	if err != nil {
 		return Goods{}, err
 	}
 	s.goodsChanged()
-	g.ID, err = res.LastInsertId()
-	return g, err
+	return g, nil
 }
 
 // UpdateGoods changes price, stock or availability (operator actions and tests).

@@ -6,8 +6,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/jmoiron/sqlx"
-
 	"storefront/money"
 )
 
@@ -91,7 +89,7 @@ func (s *Store) CreateOrder(ctx context.Context, n NewOrder) (Order, []OrderItem
 	var o Order
 	var items []OrderItem
 	var reserved bool
-	err := s.inTx(ctx, func(tx *sqlx.Tx) (err error) {
+	err := s.inTx(ctx, func(tx txn) (err error) {
 		o, items, reserved, err = s.createOrderTx(ctx, tx, n)
 		return err
 	})
@@ -103,7 +101,7 @@ func (s *Store) CreateOrder(ctx context.Context, n NewOrder) (Order, []OrderItem
 
 // createOrderTx does CreateOrder's work inside tx; reserved says whether any goods'
 // stock moved (goods with unlimited stock don't change, so their cached page stays).
-func (s *Store) createOrderTx(ctx context.Context, tx *sqlx.Tx, n NewOrder) (Order, []OrderItem, bool, error) {
+func (s *Store) createOrderTx(ctx context.Context, tx txn, n NewOrder) (Order, []OrderItem, bool, error) {
 	if len(n.Lines) == 0 {
 		return Order{}, nil, false, ErrEmptyOrder
 	}
@@ -148,25 +146,21 @@ func (s *Store) createOrderTx(ctx context.Context, tx *sqlx.Tx, n NewOrder) (Ord
 		Total: total, Status: StatusUnpaid, CreatedAt: At(now), ExpiresAt: At(now.Add(n.TTL)),
 		CashierAt: At(now), ReconcileAt: At(n.ReconcileAt),
 	}
-	res, err := tx.ExecContext(ctx,
+	err := tx.GetContext(ctx, &o.ID,
 		`INSERT INTO orders (out_trade_no, user_id, subject, total_fen, status, created_at, expires_at, cashier_at, reconcile_at)
-		 VALUES (?, ?, ?, ?, 'unpaid', ?, ?, ?, ?)`,
+		 VALUES (?, ?, ?, ?, 'unpaid', ?, ?, ?, ?) RETURNING id`,
 		o.OutTradeNo, o.UserID, o.Subject, o.Total, o.CreatedAt, o.ExpiresAt, o.CashierAt, o.ReconcileAt)
 	if err != nil {
 		return Order{}, nil, false, err
 	}
-	if o.ID, err = res.LastInsertId(); err != nil {
-		return Order{}, nil, false, err
-	}
 	for i := range items {
 		items[i].OrderID = o.ID
-		res, err := tx.ExecContext(ctx,
-			`INSERT INTO order_items (order_id, goods_id, name, unit_fen, qty) VALUES (?, ?, ?, ?, ?)`,
+		err := tx.GetContext(ctx, &items[i].ID,
+			`INSERT INTO order_items (order_id, goods_id, name, unit_fen, qty) VALUES (?, ?, ?, ?, ?) RETURNING id`,
 			o.ID, items[i].GoodsID, items[i].Name, items[i].UnitFen, items[i].Qty)
 		if err != nil {
 			return Order{}, nil, false, err
 		}
-		items[i].ID, _ = res.LastInsertId()
 	}
 	return o, items, reserved, nil
 }

@@ -16,8 +16,8 @@ import (
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
 )
 
-// SchemaVersion is the PRAGMA user_version that schema.sql sets.
-const SchemaVersion = 2
+// SchemaVersion is the number of schema.sql's last section: the version Open migrates to.
+const SchemaVersion = 3
 
 // Named errors; handlers map them to HTTP statuses in one place.
 var (
@@ -38,8 +38,9 @@ var (
 // connection, because SQLite has one writer anyway: queuing in Go is cheaper and fairer
 // than many connections spinning on SQLITE_BUSY.
 type Store struct {
-	db  *sqlx.DB // readers
-	wdb *sqlx.DB // the one writer
+	db  db // readers
+	wdb db // the one writer (on SQLite; the same pool as db on PostgreSQL)
+	dl  dialect
 	now func() time.Time
 
 	// installation is this database file's random token (table installation).
@@ -50,7 +51,20 @@ type Store struct {
 	// re-read at least every goodsCacheTTL for writes by other processes.
 	goodsGen  atomic.Uint64
 	goodsSnap atomic.Pointer[goodsSnapshot]
+
+	sessions sessionCache
+	junk     junkBuffer
+
+	// changed tells other processes sharing the database that something they cache
+	// changed (nil where no other process can share it).
+	changed func(ctx context.Context, kind string)
 }
+
+// Kinds of change other processes are told about.
+const (
+	changeGoods    = "goods"
+	changeSessions = "sessions"
+)
 
 // DSN returns the go-sqlite3 DSN for path with the pragmas every connection needs:
 // WAL (readers never block the writer), a busy timeout, foreign keys, and BEGIN
@@ -74,55 +88,44 @@ func Open(path, schema string, now func() time.Time) (*Store, error) {
 	if now == nil {
 		now = time.Now
 	}
-	wdb, err := sqlx.Open("sqlite3", DSN(path))
+	if v := latestVersion(schema); v != SchemaVersion {
+		return nil, fmt.Errorf("store: schema.sql ends at version %d, the program expects %d", v, SchemaVersion)
+	}
+	w, err := sqlx.Open("sqlite3", DSN(path))
 	if err != nil {
 		return nil, err
 	}
-	wdb.SetMaxOpenConns(1)
-	wdb.SetConnMaxIdleTime(0)
-	if err := migrate(wdb, schema); err != nil {
-		wdb.Close()
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	wdb := db{w}
+	if err := migrate(context.Background(), wdb, sqlite, schema); err != nil {
+		w.Close()
 		return nil, err
 	}
-	db, err := sqlx.Open("sqlite3", DSN(path))
+	r, err := sqlx.Open("sqlite3", DSN(path))
 	if err != nil {
-		wdb.Close()
+		w.Close()
 		return nil, err
 	}
-	db.SetMaxOpenConns(8)
-	db.SetMaxIdleConns(8)
-	st := &Store{db: db, wdb: wdb, now: now}
-	if err := db.Get(&st.installation, `SELECT token FROM installation WHERE id = 1`); err != nil {
+	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8)
+	st := &Store{db: db{r}, wdb: wdb, dl: sqlite, now: now}
+	if err := st.db.GetContext(context.Background(), &st.installation, `SELECT token FROM installation WHERE id = 1`); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("store: reading installation token: %w", err)
 	}
 	return st, nil
 }
 
-func migrate(db *sqlx.DB, schema string) error {
-	var v int
-	if err := db.Get(&v, "PRAGMA user_version"); err != nil {
-		return fmt.Errorf("store: reading schema version: %w", err)
-	}
-	if v > SchemaVersion {
-		return fmt.Errorf("%w: database %d, program %d", ErrSchemaTooNew, v, SchemaVersion)
-	}
-	// schema.sql is the whole schema, every statement idempotent: version 1 files gain
-	// what version 2 added (the installation table) by applying it again. A change that
-	// is not additive gets its own step here, keyed on v.
-	if _, err := db.Exec(schema); err != nil {
-		return fmt.Errorf("store: applying schema: %w", err)
-	}
-	return nil
-}
-
 // Installation returns the token of this database file: it changes only when the file
 // is recreated, so a session that carries it belongs to this database's users.
 func (s *Store) Installation() string { return s.installation }
 
-// Close closes both pools.
+// Close writes what is still buffered and closes the pools.
 func (s *Store) Close() error {
-	return errors.Join(s.db.Close(), s.wdb.Close())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return errors.Join(s.FlushJunk(ctx), s.db.Close(), s.wdb.Close())
 }
 
 // Ping checks the database answers (for /healthz).
@@ -142,8 +145,8 @@ func (s *Store) IntegrityCheck(ctx context.Context) (string, error) {
 func (s *Store) goodsChanged() { s.goodsGen.Add(1) }
 
 // inTx runs fn in a write transaction, committing if it returns nil.
-func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
-	tx, err := s.wdb.BeginTxx(ctx, nil)
+func (s *Store) inTx(ctx context.Context, fn func(tx txn) error) error {
+	sqlTx, err := s.wdb.BeginTxx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -153,6 +156,7 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	// it the single writer sat idle between transactions and capped purchases (bench:
 	// 1,385/s with the CPU 9% idle and p99 98 ms, then 1,727/s, 2% idle, p99 40 ms).
 	defer runtime.Gosched()
+	tx := txn{sqlTx}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		return err

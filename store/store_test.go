@@ -62,38 +62,6 @@ func TestOpenIsIdempotentAndRefusesNewerSchema(t *testing.T) {
 	}
 }
 
-// A version-1 file (before the installation table) upgrades in place; the token is
-// made once and kept across restarts, and a new file gets a different one.
-func TestInstallationTokenUpgradeAndStability(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "shop.db")
-	st, err := store.Open(path, schema(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.Close()
-	db := sqlx.MustOpen("sqlite3", store.DSN(path))
-	db.MustExec("DROP TABLE installation")
-	db.MustExec("PRAGMA user_version = 1")
-	db.Close()
-
-	var tokens []string
-	for range 2 {
-		st, err := store.Open(path, schema(t), nil)
-		if err != nil {
-			t.Fatalf("open a version-1 file: %v", err)
-		}
-		tokens = append(tokens, st.Installation())
-		st.Close()
-	}
-	if len(tokens[0]) != 32 || tokens[0] != tokens[1] {
-		t.Fatalf("tokens across restarts: %q", tokens)
-	}
-	other := open(t, filepath.Join(t.TempDir(), "shop.db"))
-	if other.Installation() == tokens[0] {
-		t.Fatal("two database files share an installation token")
-	}
-}
-
 func TestApplyPaidOnceUnderConcurrency(t *testing.T) {
 	st := open(t, filepath.Join(t.TempDir(), "shop.db"))
 	ctx := context.Background()

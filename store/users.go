@@ -3,8 +3,6 @@ package store
 import (
 	"context"
 	"strings"
-
-	"github.com/mattn/go-sqlite3"
 )
 
 // User is a shopper account.
@@ -21,16 +19,12 @@ func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSp
 // CreateUser stores a new user; ErrEmailTaken if the address is registered.
 func (s *Store) CreateUser(ctx context.Context, email, passwordHash string) (User, error) {
 	u := User{Email: NormalizeEmail(email), PasswordHash: passwordHash, CreatedAt: At(s.now())}
-	res, err := s.wdb.ExecContext(ctx,
-		`INSERT INTO users (email, password_hash, created_at) VALUES (?, ?, ?)`,
+	err := s.wdb.GetContext(ctx, &u.ID,
+		`INSERT INTO users (email, password_hash, created_at) VALUES (?, ?, ?) RETURNING id`,
 		u.Email, u.PasswordHash, u.CreatedAt)
-	if err != nil {
-		if se, ok := err.(sqlite3.Error); ok && se.ExtendedCode == sqlite3.ErrConstraintUnique {
-			return User{}, ErrEmailTaken
-		}
-		return User{}, err
+	if s.dl.isUnique(err) {
+		return User{}, ErrEmailTaken
 	}
-	u.ID, err = res.LastInsertId()
 	return u, err
 }
 
@@ -40,4 +34,23 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (User, error) {
 	err := s.db.GetContext(ctx, &u, `SELECT id, email, password_hash, created_at FROM users WHERE email = ?`,
 		NormalizeEmail(email))
 	return u, notFound(err)
+}
+
+// UserByID finds a user by id; ErrNotFound if none.
+func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
+	var u User
+	err := s.db.GetContext(ctx, &u, `SELECT id, email, password_hash, created_at FROM users WHERE id = ?`, id)
+	return u, notFound(err)
+}
+
+// SetPassword replaces userID's password hash.
+func (s *Store) SetPassword(ctx context.Context, userID int64, hash string) error {
+	res, err := s.wdb.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, hash, userID)
+	if err != nil {
+		return err
+	}
+	if affected(res) == 0 {
+		return ErrNotFound
+	}
+	return nil
 }

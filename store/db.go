@@ -1,0 +1,72 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// db is a connection pool whose queries are written with "?" placeholders and rebound
+// to the engine's own style on the way out, so every query in this package is written
+// once for SQLite and PostgreSQL alike. (On SQLite Rebind returns the query unchanged.)
+type db struct{ *sqlx.DB }
+
+// GetContext runs q (rebound) and scans one row into dest.
+func (d db) GetContext(ctx context.Context, dest any, q string, args ...any) error {
+	return d.DB.GetContext(ctx, dest, d.Rebind(q), args...)
+}
+
+// SelectContext runs q (rebound) and scans every row into dest.
+func (d db) SelectContext(ctx context.Context, dest any, q string, args ...any) error {
+	return d.DB.SelectContext(ctx, dest, d.Rebind(q), args...)
+}
+
+// ExecContext runs q (rebound).
+func (d db) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return d.DB.ExecContext(ctx, d.Rebind(q), args...)
+}
+
+// QueryxContext runs q (rebound) for row-by-row reading.
+func (d db) QueryxContext(ctx context.Context, q string, args ...any) (*sqlx.Rows, error) {
+	return d.DB.QueryxContext(ctx, d.Rebind(q), args...)
+}
+
+// txn is a write transaction with the same rebinding as db.
+type txn struct{ *sqlx.Tx }
+
+// GetContext runs q (rebound) and scans one row into dest.
+func (t txn) GetContext(ctx context.Context, dest any, q string, args ...any) error {
+	return t.Tx.GetContext(ctx, dest, t.Rebind(q), args...)
+}
+
+// SelectContext runs q (rebound) and scans every row into dest.
+func (t txn) SelectContext(ctx context.Context, dest any, q string, args ...any) error {
+	return t.Tx.SelectContext(ctx, dest, t.Rebind(q), args...)
+}
+
+// ExecContext runs q (rebound).
+func (t txn) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return t.Tx.ExecContext(ctx, t.Rebind(q), args...)
+}
+
+// QueryxContext runs q (rebound) for row-by-row reading.
+func (t txn) QueryxContext(ctx context.Context, q string, args ...any) (*sqlx.Rows, error) {
+	return t.Tx.QueryxContext(ctx, t.Rebind(q), args...)
+}
+
+// querier is what both a pool and a transaction offer, for helpers used in either.
+type querier interface {
+	GetContext(ctx context.Context, dest any, q string, args ...any) error
+	SelectContext(ctx context.Context, dest any, q string, args ...any) error
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+}
+
+// affected is the number of rows a statement changed (0 if the driver can't say).
+func affected(res sql.Result) int64 {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0
+	}
+	return n
+}

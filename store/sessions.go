@@ -1,0 +1,174 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"sync"
+	"time"
+)
+
+// SessionTTL is how long a login lasts; the cookie's MaxAge is the same.
+const SessionTTL = 7 * 24 * time.Hour
+
+// maxCachedSessions bounds the in-memory table of sessions known to be live.
+const maxCachedSessions = 100_000
+
+// sessionCache remembers which sessions were live when last read from the database, so
+// a logged-in request costs a map lookup instead of a query. Every way a session ends
+// goes through this store, which drops it here in the same call (and tells other
+// instances, see Store.sessionsEnded), so an ended session is never served from here.
+type sessionCache struct {
+	mu sync.RWMutex
+	m  map[string]cachedSession
+}
+
+type cachedSession struct {
+	userID  int64
+	expires time.Time
+}
+
+func (c *sessionCache) get(id string) (cachedSession, bool) {
+	c.mu.RLock()
+	v, ok := c.m[id]
+	c.mu.RUnlock()
+	return v, ok
+}
+
+func (c *sessionCache) put(id string, v cachedSession) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]cachedSession{}
+	}
+	if len(c.m) >= maxCachedSessions {
+		// Forget a tenth, chosen by map order (random): they are re-read when next used.
+		n := 0
+		for k := range c.m {
+			delete(c.m, k)
+			if n++; n >= maxCachedSessions/10 {
+				break
+			}
+		}
+	}
+	c.m[id] = v
+}
+
+func (c *sessionCache) drop(ids ...string) {
+	c.mu.Lock()
+	for _, id := range ids {
+		delete(c.m, id)
+	}
+	c.mu.Unlock()
+}
+
+func (c *sessionCache) dropUser(userID int64, keep string) {
+	c.mu.Lock()
+	for k, v := range c.m {
+		if v.userID == userID && k != keep {
+			delete(c.m, k)
+		}
+	}
+	c.mu.Unlock()
+}
+
+func (c *sessionCache) clear() {
+	c.mu.Lock()
+	c.m = nil
+	c.mu.Unlock()
+}
+
+// sessionKey is what the database keeps of a session id: its hash, so a copy of the
+// database doesn't hand out live sessions.
+func sessionKey(id string) string {
+	h := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(h[:])
+}
+
+// StartSession records a new login of userID and returns its id for the cookie.
+func (s *Store) StartSession(ctx context.Context, userID int64) (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	id := hex.EncodeToString(b)
+	now := s.now()
+	_, err := s.wdb.ExecContext(ctx, `INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)`,
+		sessionKey(id), userID, At(now), At(now.Add(SessionTTL)))
+	if err != nil {
+		return "", err
+	}
+	s.sessions.put(id, cachedSession{userID: userID, expires: now.Add(SessionTTL)})
+	return id, nil
+}
+
+// SessionUser returns the user whose live session id is; ErrNotFound if it ended,
+// expired or never existed.
+func (s *Store) SessionUser(ctx context.Context, id string) (int64, error) {
+	if id == "" {
+		return 0, ErrNotFound
+	}
+	now := s.now()
+	if v, ok := s.sessions.get(id); ok {
+		if now.Before(v.expires) {
+			return v.userID, nil
+		}
+		s.sessions.drop(id)
+		return 0, ErrNotFound
+	}
+	var row struct {
+		UserID  int64 `db:"user_id"`
+		Expires Time  `db:"expires_at"`
+	}
+	err := s.db.GetContext(ctx, &row, `SELECT user_id, expires_at FROM sessions WHERE id = ?`, sessionKey(id))
+	if err != nil {
+		return 0, notFound(err)
+	}
+	if !now.Before(row.Expires.Time) {
+		return 0, ErrNotFound
+	}
+	s.sessions.put(id, cachedSession{userID: row.UserID, expires: row.Expires.Time})
+	return row.UserID, nil
+}
+
+// EndSession ends one session (logout). Ending one that is already gone is not an error.
+func (s *Store) EndSession(ctx context.Context, id string) error {
+	if id == "" {
+		return nil
+	}
+	s.sessions.drop(id)
+	_, err := s.wdb.ExecContext(ctx, `DELETE FROM sessions WHERE id = ?`, sessionKey(id))
+	if err == nil {
+		s.sessionsEnded(ctx)
+	}
+	return err
+}
+
+// EndOtherSessions ends every session of userID but keep (a password change).
+func (s *Store) EndOtherSessions(ctx context.Context, userID int64, keep string) error {
+	s.sessions.dropUser(userID, keep)
+	_, err := s.wdb.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ? AND id <> ?`, userID, sessionKey(keep))
+	if err == nil {
+		s.sessionsEnded(ctx)
+	}
+	return err
+}
+
+// PurgeSessions deletes sessions that expired before now and returns how many.
+func (s *Store) PurgeSessions(ctx context.Context) (int64, error) {
+	res, err := s.wdb.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at <= ?`, At(s.now()))
+	if err != nil {
+		return 0, err
+	}
+	return affected(res), nil
+}
+
+// sessionsEnded is called after sessions were deleted. This process's cache has already
+// dropped them; other processes sharing the database learn of it through the engine's
+// change notification (PostgreSQL), where there can be other processes at all.
+func (s *Store) sessionsEnded(ctx context.Context) {
+	if s.changed != nil {
+		s.changed(ctx, changeSessions)
+	}
+}
