@@ -22,7 +22,6 @@ type Gateway interface {
 	TradePagePay(p alipay.TradePagePay) (*url.URL, error)
 	TradeQuery(ctx context.Context, p alipay.TradeQuery) (*alipay.TradeQueryRsp, error)
 	TradeClose(ctx context.Context, p alipay.TradeClose) (*alipay.TradeCloseRsp, error)
-	VerifySign(ctx context.Context, values url.Values) error
 }
 
 // ClientOptions configures the one Alipay client.

@@ -75,20 +75,6 @@ func DecodeValues(raw url.Values, contentType string) (Form, error) {
 	return f, nil
 }
 
-// signed returns the params Alipay's rule signs for a notify or return: empty values
-// are dropped (smartwalle would keep them and fail on a real notify carrying one).
-func signed(raw url.Values) url.Values {
-	out := make(url.Values, len(raw))
-	for k, vs := range raw {
-		for _, v := range vs {
-			if v != "" {
-				out.Add(k, v)
-			}
-		}
-	}
-	return out
-}
-
 // rawJSON renders values for the payment-events table: sorted keys, readable text,
 // the signature kept (an operator may need to re-verify it).
 func rawJSON(v url.Values) string {

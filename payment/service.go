@@ -41,6 +41,7 @@ type Config struct {
 	SellerID       string // "" = not checked
 	PublicURL      string // base of notify_url and return_url, no trailing slash
 	ReconcileAfter time.Duration
+	Verifier       *Verifier // Alipay's keys, for notifies and returns (required)
 }
 
 // Service applies the Alipay rules to the shop's orders.
@@ -62,6 +63,9 @@ func NewService(gw Gateway, st *store.Store, cfg Config, now func() time.Time, l
 	}
 	if cfg.ReconcileAfter <= 0 {
 		cfg.ReconcileAfter = 5 * time.Minute
+	}
+	if cfg.Verifier == nil {
+		panic(errNoVerifier) // a wiring mistake, caught by the first test that builds one
 	}
 	return &Service{gw: gw, st: st, cfg: cfg, now: now, log: log}
 }
@@ -115,12 +119,15 @@ func (s *Service) HandleNotify(ctx context.Context, body []byte, contentType, re
 	ev := store.Event{Source: store.SourceNotify, RequestID: requestID}
 	f, err := ParseForm(body, contentType)
 	if err != nil || len(f.Raw) == 0 {
-		ev.Raw = strconv.Quote(truncate(string(body), 2048))
-		return s.reject(ctx, ev, "unreadable or empty body")
+		return s.junk(ctx, ev, "unreadable or empty body", string(body)), nil
+	}
+	if reason := s.cfg.Verifier.Verify(f.Raw); reason != "" {
+		return s.junk(ctx, ev, reason, string(body)), nil
 	}
 	v := f.Values
 	ev.Raw, ev.OutTradeNo, ev.NotifyID, ev.TradeStatus = rawJSON(v), v.Get("out_trade_no"), v.Get("notify_id"), v.Get("trade_status")
-	if reason, _ := s.checkSigned(ctx, f); reason != "" {
+	ev.TradeNo = v.Get("trade_no")
+	if reason, _ := s.checkOurs(f); reason != "" {
 		return s.reject(ctx, ev, reason)
 	}
 	return s.apply(ctx, ev, v.Get("total_amount"), store.Payment{
@@ -129,17 +136,26 @@ func (s *Service) HandleNotify(ctx context.Context, body []byte, contentType, re
 	})
 }
 
-// checkSigned runs the checks every Alipay message needs before its content counts:
-// the signature with Alipay's key, then app_id and seller_id. "" means all passed.
-// The reason is for the event log; the error (ErrBadSignature or ErrNotOurs) for the
-// shopper's page, which should not call a genuine signature forged.
-func (s *Service) checkSigned(ctx context.Context, f Form) (string, error) {
-	if f.Raw.Get("sign") == "" {
-		return "missing sign", ErrBadSignature
-	}
-	if err := s.gw.VerifySign(ctx, signed(f.Raw)); err != nil {
-		return "bad signature", ErrBadSignature
-	}
+// RefuseNotify counts a notify the handler could not even read (too large, cut off):
+// junk, like an unsigned one.
+func (s *Service) RefuseNotify(ctx context.Context, reason string, partial []byte, requestID string) {
+	s.junk(ctx, store.Event{Source: store.SourceNotify, RequestID: requestID}, reason, string(partial))
+}
+
+// junk counts a message that failed before its content could count (unreadable, or not
+// signed by Alipay) without storing it in full: anyone can send these. The returned
+// event is not stored; its verdict makes the notify answer "fail".
+func (s *Service) junk(ctx context.Context, ev store.Event, reason, raw string) store.Event {
+	s.st.RecordJunk(ctx, store.Junk{Source: ev.Source, Reason: reason, Raw: raw, RequestID: ev.RequestID})
+	s.log.WarnContext(ctx, "payment message refused", "source", ev.Source, "reason", reason, "request_id", ev.RequestID)
+	ev.Verdict, ev.Reason = store.VerdictRejected, reason
+	return ev
+}
+
+// checkOurs runs the checks a signed message needs before its content counts: app_id,
+// then seller_id. "" means both passed. The reason is for the event log; ErrNotOurs is
+// for the shopper's page, which should not call a genuine signature forged.
+func (s *Service) checkOurs(f Form) (string, error) {
 	if got := f.Values.Get("app_id"); got != s.cfg.AppID {
 		return "app_id " + strconv.Quote(got) + " is not ours", ErrNotOurs
 	}
@@ -220,13 +236,18 @@ func (s *Service) logEvent(ctx context.Context, ev store.Event) {
 // trade_status) and, if the order is still unpaid, confirms with alipay.trade.query.
 // It returns the order as it now stands.
 func (s *Service) HandleReturn(ctx context.Context, q url.Values, requestID string) (store.Order, error) {
+	ev := store.Event{Source: store.SourceReturn, RequestID: requestID}
 	f, err := DecodeValues(q, "")
 	if err != nil {
+		s.junk(ctx, ev, "unreadable return", q.Encode())
 		return store.Order{}, ErrBadSignature
 	}
-	ev := store.Event{Source: store.SourceReturn, RequestID: requestID, Raw: rawJSON(f.Values),
-		OutTradeNo: f.Values.Get("out_trade_no")}
-	if reason, bad := s.checkSigned(ctx, f); reason != "" {
+	if reason := s.cfg.Verifier.Verify(f.Raw); reason != "" {
+		s.junk(ctx, ev, reason, q.Encode())
+		return store.Order{}, ErrBadSignature
+	}
+	ev.Raw, ev.OutTradeNo, ev.TradeNo = rawJSON(f.Values), f.Values.Get("out_trade_no"), f.Values.Get("trade_no")
+	if reason, bad := s.checkOurs(f); reason != "" {
 		if _, err := s.reject(ctx, ev, reason); err != nil {
 			return store.Order{}, err
 		}
@@ -236,14 +257,10 @@ func (s *Service) HandleReturn(ctx context.Context, q url.Values, requestID stri
 	if err != nil {
 		return store.Order{}, err
 	}
-	ev.Verdict, ev.Reason = store.VerdictVerified, "return verified; display only"
-	if _, err := s.record(ctx, ev); err != nil {
-		return store.Order{}, err
-	}
 	// A return means the buyer paid. For an unpaid order the query settles it; for a
 	// cancelled or closed one it records what Alipay holds (flagged, never applied), so
-	// the page can tell the shopper their money is owed back — once: a replayed return
-	// URL must not pile up "refund needed" events or Alipay calls.
+	// the page can tell the shopper their money is owed back. Either way only once: a
+	// return replayed for an order already settled records nothing and calls nobody.
 	switch o.Status {
 	case store.StatusUnpaid:
 	case store.StatusCancelled, store.StatusClosed:
@@ -252,6 +269,10 @@ func (s *Service) HandleReturn(ctx context.Context, q url.Values, requestID stri
 		}
 	default:
 		return o, nil
+	}
+	ev.Verdict, ev.Reason = store.VerdictVerified, "return verified; display only"
+	if _, err := s.record(ctx, ev); err != nil {
+		return store.Order{}, err
 	}
 	if _, err := s.Reconcile(ctx, o, requestID); err != nil {
 		// The page still shows the order; the notify or the worker will settle it.
@@ -284,7 +305,7 @@ func (s *Service) Reconcile(ctx context.Context, o store.Order, requestID string
 	if rsp.OutTradeNo != "" && rsp.OutTradeNo != o.OutTradeNo {
 		return s.reject(ctx, ev, "trade.query answered about "+rsp.OutTradeNo)
 	}
-	ev.TradeStatus = string(rsp.TradeStatus)
+	ev.TradeStatus, ev.TradeNo = string(rsp.TradeStatus), rsp.TradeNo
 	return s.apply(ctx, ev, rsp.TotalAmount, store.Payment{
 		TradeNo: rsp.TradeNo, BuyerID: rsp.BuyerUserId, BuyerLogonID: rsp.BuyerLogonId,
 		PaidAt: s.alipayTime(rsp.SendPayDate),
@@ -358,11 +379,4 @@ func (s *Service) alipayTime(v string) time.Time {
 		return time.Time{}
 	}
 	return t
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }
