@@ -30,64 +30,105 @@ func conflict(msg string) error { return &userError{http.StatusConflict, msg} }
 // errNotFound is the 404 for unknown or malformed ids and other shoppers' orders.
 var errNotFound = &userError{http.StatusNotFound, "找不到这个页面，或者它不属于您。"}
 
-// classify maps any error to a status and a Chinese message: the one place where
-// errors become HTTP.
-func classify(err error) (int, string) {
+// aboutOrder ties an error to one of the shopper's orders, so the error page can name
+// it and lead back to it.
+type aboutOrder struct {
+	err error
+	no  string
+}
+
+func (e *aboutOrder) Error() string { return e.err.Error() }
+func (e *aboutOrder) Unwrap() error { return e.err }
+
+// inOrder wraps err with the order it is about (no error stays no error).
+func inOrder(err error, no string) error {
+	if err == nil || no == "" {
+		return err
+	}
+	return &aboutOrder{err: err, no: no}
+}
+
+// aboutGoods ties an error to goods, so the page leads back to them.
+type aboutGoods struct {
+	err error
+	id  int64
+}
+
+func (e *aboutGoods) Error() string { return e.err.Error() }
+func (e *aboutGoods) Unwrap() error { return e.err }
+
+// problem is what the error page tells the shopper: what happened and what to do next.
+// The technical reason never appears here; it goes to the log and the audit trail.
+type problem struct {
+	status int
+	title  string // "" = the status's title
+	msg    string
+	next   string // what to do now, when there is more to say than the links
+}
+
+// classify maps any error to a status and Chinese text: the one place where errors
+// become HTTP.
+func classify(err error) problem {
 	var ue *userError
 	var he *echo.HTTPError
 	var ge *store.GoodsError
 	var full *store.CartLineFullError
 	switch {
 	case errors.As(err, &ue):
-		return ue.status, ue.msg
+		return problem{status: ue.status, msg: ue.msg}
 	case errors.As(err, &ge) && errors.Is(err, store.ErrOutOfStock):
-		return http.StatusConflict, "「" + ge.Name + "」库存不足，未生成订单。"
+		return problem{status: http.StatusConflict, msg: "「" + ge.Name + "」库存不足，未生成订单。", next: "请减少数量，或看看别的商品。"}
 	case errors.As(err, &ge):
-		return http.StatusConflict, "「" + ge.Name + "」已下架，未生成订单。"
+		return problem{status: http.StatusConflict, msg: "「" + ge.Name + "」已下架，未生成订单。"}
 	case errors.Is(err, store.ErrNotFound):
-		return errNotFound.status, errNotFound.msg
+		return problem{status: errNotFound.status, msg: errNotFound.msg}
 	case errors.Is(err, store.ErrBadQuantity):
-		return http.StatusBadRequest, "数量必须是 1 到 99 之间的整数。"
+		return problem{status: http.StatusBadRequest, msg: "数量必须是 1 到 99 之间的整数。"}
 	case errors.As(err, &full):
-		return http.StatusBadRequest, fmt.Sprintf("购物车中每种商品最多 99 件（已有 %d 件），未加入。", full.Have)
+		return problem{status: http.StatusBadRequest, msg: fmt.Sprintf("购物车中每种商品最多 99 件（已有 %d 件），未加入。", full.Have)}
 	case errors.Is(err, store.ErrAmountTooBig):
-		return http.StatusBadRequest, "订单金额超过支付宝单笔限额 " + money.MaxAlipay.Yuan() + "，请减少数量。未生成订单。"
+		return problem{status: http.StatusBadRequest, msg: "订单金额超过支付宝单笔限额 " + money.MaxAlipay.Yuan() + "，请减少数量。未生成订单。"}
 	case errors.Is(err, store.ErrTooManyInCart):
-		return http.StatusBadRequest, "购物车里的商品太多了，请先结算或移除一些。"
+		return problem{status: http.StatusBadRequest, msg: "购物车里的商品太多了，请先结算或移除一些。"}
 	case errors.Is(err, store.ErrEmptyOrder):
-		return http.StatusBadRequest, "购物车是空的。"
+		return problem{status: http.StatusBadRequest, msg: "购物车是空的。"}
 	case errors.Is(err, store.ErrNotUnpaid):
-		return http.StatusConflict, "订单当前状态不能进行此操作。"
+		return problem{status: http.StatusConflict, msg: "订单状态已经变化，不能进行此操作。", next: "请查看订单的最新状态。"}
 	case errors.Is(err, payment.ErrBadSignature):
-		return http.StatusBadRequest, "验签失败：这不是支付宝签发的结果，订单未做任何改动。"
+		// DESIGN: a forged return is a 400 page "验签失败" — kept in the title, in plain words.
+		return problem{status: http.StatusBadRequest, title: "支付结果未能确认（验签失败）", msg: "这次支付结果无法确认，订单未做任何改动。",
+			next: "如果您已在支付宝付款，请勿重复支付：付款结果以支付宝的通知为准，稍后到「我的订单」查看状态。如有疑问，请凭订单号联系客服。"}
 	case errors.Is(err, payment.ErrNotOurs):
-		return http.StatusBadRequest, "这条支付结果属于其他商户，与本店订单无关，订单未做任何改动。"
+		return problem{status: http.StatusBadRequest, msg: "这条支付结果属于其他商户，与本店的订单无关，订单未做任何改动。",
+			next: "请到「我的订单」查看您的订单状态。如有疑问，请联系客服。"}
 	case errors.Is(err, payment.ErrGatewayDown):
-		return http.StatusServiceUnavailable, "暂时无法连接支付宝，请稍后再试。订单未做任何改动。"
+		return problem{status: http.StatusServiceUnavailable, msg: "暂时无法连接支付宝，订单未做任何改动。",
+			next: "请稍后再试。如果您已经付款，请勿重复支付，付款结果会自动更新到订单上。"}
 	case errors.As(err, &he):
 		switch he.Code {
 		case http.StatusNotFound:
-			return he.Code, errNotFound.msg
+			return problem{status: he.Code, msg: errNotFound.msg}
 		case http.StatusMethodNotAllowed:
-			return he.Code, "不支持这种请求方式。"
+			return problem{status: he.Code, msg: "不支持这种请求方式。"}
 		case http.StatusForbidden:
-			return he.Code, "页面已过期或来源不明，请刷新后重试。"
+			return problem{status: he.Code, msg: "页面已过期或来源不明，请刷新后重试。"}
 		case http.StatusRequestEntityTooLarge:
-			return he.Code, "提交的内容太大了。"
+			return problem{status: he.Code, msg: "提交的内容太大了。"}
 		case http.StatusTooManyRequests:
-			return he.Code, "尝试次数过多，请稍后再试。"
+			return problem{status: he.Code, msg: "尝试次数过多，请稍后再试。"}
 		case http.StatusBadRequest:
-			return he.Code, "请求格式不正确。"
+			return problem{status: he.Code, msg: "请求格式不正确。"}
 		}
 		if he.Code < 500 {
-			return he.Code, http.StatusText(he.Code)
+			return problem{status: he.Code, msg: http.StatusText(he.Code)}
 		}
 	}
-	return http.StatusInternalServerError, "服务器开小差了，请稍后再试。我们已记录这个问题。"
+	return problem{status: http.StatusInternalServerError, msg: "服务器开小差了，请稍后再试。我们已记录这个问题。"}
 }
 
 var titles = map[int]string{
 	http.StatusBadRequest:            "请求有误",
+	http.StatusUnauthorized:          "需要登录",
 	http.StatusForbidden:             "禁止访问",
 	http.StatusNotFound:              "页面不存在",
 	http.StatusMethodNotAllowed:      "请求方式不支持",
@@ -103,19 +144,51 @@ func (h *Handler) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	status, msg := classify(err)
-	if status >= 500 {
+	p := classify(err)
+	if p.status >= 500 {
 		h.log.ErrorContext(c.Request().Context(), "request failed", "path", c.Request().URL.Path, "err", err)
 	}
-	if status == http.StatusTooManyRequests {
+	if p.status == http.StatusTooManyRequests {
 		c.Response().Header().Set("Retry-After", "60")
 	}
-	title, ok := titles[status]
+	title, ok := titles[p.status]
 	if !ok {
 		title = "出错了"
 	}
-	l := h.layout(c, title)
-	if rerr := render(c, status, views.Error(views.ErrorPage{Layout: l, Status: status, Message: msg})); rerr != nil {
+	if p.title != "" {
+		title = p.title
+	}
+	page := views.ErrorPage{Layout: h.layout(c, title), Status: p.status, Message: p.msg, Next: p.next}
+	var ao *aboutOrder
+	var ag *aboutGoods
+	switch {
+	case errors.As(err, &ao):
+		page.OrderNo = ao.no
+		page.Links = append(page.Links, views.Link{Href: "/orders/" + ao.no, Text: "查看订单"}, views.Link{Href: "/orders", Text: "我的订单"})
+	case errors.As(err, &ag):
+		page.Links = append(page.Links, views.Link{Href: fmt.Sprintf("/goods/%d", ag.id), Text: "返回商品"})
+	}
+	if errors.Is(err, payment.ErrBadSignature) || errors.Is(err, payment.ErrNotOurs) {
+		page.Links = append(page.Links, views.Link{Href: "/orders", Text: "我的订单"})
+	}
+	page.Links = append(page.Links, views.Link{Href: "/", Text: "返回首页"})
+	page.Links = dedupeLinks(page.Links)
+	if p.status >= 500 {
+		page.RequestID = RequestID(c.Request().Context())
+	}
+	if rerr := render(c, p.status, views.Error(page)); rerr != nil {
 		c.String(http.StatusInternalServerError, "服务器开小差了")
 	}
+}
+
+func dedupeLinks(ls []views.Link) []views.Link {
+	seen := map[string]bool{}
+	out := ls[:0]
+	for _, l := range ls {
+		if !seen[l.Href] {
+			seen[l.Href] = true
+			out = append(out, l)
+		}
+	}
+	return out
 }

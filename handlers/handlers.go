@@ -13,7 +13,6 @@ import (
 	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
 	"golang.org/x/crypto/bcrypt"
-	"golang.org/x/time/rate"
 
 	"storefront/payment"
 	"storefront/store"
@@ -31,9 +30,8 @@ type Config struct {
 	Secure   bool          // PUBLIC_URL is https: cookies get Secure
 	Now      func() time.Time
 	Logger   *slog.Logger
-	// Login attempts allowed per client address and per account (per minute, with the
-	// same burst). Zero means the defaults (20 and 5).
-	LoginPerIP, LoginPerAccount rate.Limit
+	// Limits for login and signup attempts; zero fields take the defaults.
+	Limits Limits
 	// DevReload lets templ's live-reload proxy (go tool task dev) run its script; never
 	// set in production, where the CSP allows no script at all.
 	DevReload bool
@@ -48,7 +46,7 @@ type Handler struct {
 	pay    *payment.Service
 	now    func() time.Time
 	log    *slog.Logger
-	limits loginLimits
+	limits authLimits
 	grid   atomic.Pointer[gridFragment] // the home page's goods grid, per goods snapshot
 	routed map[route]bool               // every registered (method, path)
 }
@@ -71,7 +69,7 @@ func New(cfg Config) *echo.Echo {
 		cfg.OrderTTL = 30 * time.Minute
 	}
 	h := &Handler{cfg: cfg, st: cfg.Store, pay: cfg.Payments, now: cfg.Now, log: cfg.Logger,
-		limits: newLoginLimits(cfg.LoginPerIP, cfg.LoginPerAccount)}
+		limits: newAuthLimits(cfg.Limits, cfg.Now)}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	// No proxy in front by default: the peer address is the client. Trusting
@@ -105,6 +103,8 @@ func (h *Handler) routes(e *echo.Echo) {
 	get("/login", h.loginForm)
 	e.POST("/login", h.login)
 	e.POST("/logout", h.logout)
+	get("/account/password", h.passwordForm)
+	e.POST("/account/password", h.changePassword)
 	e.POST("/purchase/:id", h.purchase)
 	get("/show_msg", h.showMsg)
 	e.POST("/check_order", h.checkOrder)

@@ -15,12 +15,12 @@ func (h *Handler) checkOrder(c echo.Context) error {
 	r := c.Request()
 	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, maxBody))
 	if err != nil {
+		reason := "body unreadable"
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			h.log.WarnContext(r.Context(), "notify body too large", "limit", maxBody)
-		} else {
-			h.log.WarnContext(r.Context(), "notify body unreadable", "err", err)
+			reason = "body larger than 64 KiB"
 		}
+		h.pay.RefuseNotify(r.Context(), reason, body, RequestID(r.Context()))
 		return c.String(http.StatusOK, "fail")
 	}
 	ev, err := h.pay.HandleNotify(r.Context(), body, r.Header.Get(echo.HeaderContentType), RequestID(r.Context()))
@@ -41,7 +41,7 @@ func (h *Handler) showMsg(c echo.Context) error {
 	defer stop()
 	o, err := h.pay.HandleReturn(ctx, c.QueryParams(), RequestID(ctx))
 	if err != nil {
-		return err
+		return inOrder(err, h.ownClaimedOrder(c, c.QueryParam("out_trade_no")))
 	}
 	u, err := requireUser(c, c.Request().URL.RequestURI())
 	if answered(c) || err != nil {
@@ -51,4 +51,18 @@ func (h *Handler) showMsg(c echo.Context) error {
 		return errNotFound
 	}
 	return h.renderOrder(c, o, true)
+}
+
+// ownClaimedOrder returns no if it names an order of the logged-in shopper: a return
+// that failed its check still says which order it claims, and its owner should be led
+// there (anyone else learns nothing).
+func (h *Handler) ownClaimedOrder(c echo.Context, no string) string {
+	u, ok := currentUser(c)
+	if !ok || no == "" || len(no) > 64 {
+		return ""
+	}
+	if _, err := h.st.OrderForUser(c.Request().Context(), u.ID, no); err != nil {
+		return ""
+	}
+	return no
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"golang.org/x/text/encoding/simplifiedchinese"
 
+	"storefront/payment"
 	"storefront/shoptest"
 	"storefront/store"
 )
@@ -41,63 +42,70 @@ func TestNotifyTable(t *testing.T) {
 		mutate  func(o store.Order, v url.Values) string // returns the body to post
 		answer  string
 		status  string
-		verdict string
+		verdict string // the event recorded; "" = none
+		junk    string // the reason counted as junk instead (a message Alipay didn't sign)
 	}{
-		{"valid", func(o store.Order, v url.Values) string { return v.Encode() }, "success", store.StatusPaid, store.VerdictApplied},
+		{"valid", func(o store.Order, v url.Values) string { return v.Encode() }, "success", store.StatusPaid, store.VerdictApplied, ""},
 		{"forged signature", func(o store.Order, v url.Values) string {
 			v.Set("sign", shoptest.SignAlipay(otherKey, v))
 			return v.Encode()
-		}, "fail", store.StatusUnpaid, store.VerdictRejected},
+		}, "fail", store.StatusUnpaid, "", payment.ReasonBadSign},
 		{"tampered after signing", func(o store.Order, v url.Values) string {
 			v.Set("buyer_logon_id", "someone@else")
 			return v.Encode()
-		}, "fail", store.StatusUnpaid, store.VerdictRejected},
+		}, "fail", store.StatusUnpaid, "", payment.ReasonBadSign},
+		{"alipay_cert_sn in public-key mode", func(o store.Order, v url.Values) string {
+			// Even genuinely signed: in public-key mode no message names a certificate.
+			v.Set("alipay_cert_sn", "0123456789abcdef0123456789abcdef")
+			return shop.Resign(v).Encode()
+		}, "fail", store.StatusUnpaid, "", payment.ReasonCertInKeyMode},
 		{"wrong app_id", func(o store.Order, v url.Values) string {
 			v.Set("app_id", "2021999999999999")
 			return shop.Resign(v).Encode()
-		}, "fail", store.StatusUnpaid, store.VerdictRejected},
+		}, "fail", store.StatusUnpaid, store.VerdictRejected, ""},
 		{"wrong seller_id", func(o store.Order, v url.Values) string {
 			v.Set("seller_id", "2088999999999999")
 			return shop.Resign(v).Encode()
-		}, "fail", store.StatusUnpaid, store.VerdictRejected},
+		}, "fail", store.StatusUnpaid, store.VerdictRejected, ""},
 		{"amount off by one fen", func(o store.Order, v url.Values) string {
 			v.Set("total_amount", (o.Total - 1).String())
 			return shop.Resign(v).Encode()
-		}, "fail", store.StatusUnpaid, store.VerdictFlagged},
+		}, "fail", store.StatusUnpaid, store.VerdictFlagged, ""},
 		{"amount loosely spelled", func(o store.Order, v url.Values) string {
 			v.Set("total_amount", o.Total.String()+"0")
 			return shop.Resign(v).Encode()
-		}, "fail", store.StatusUnpaid, store.VerdictRejected},
+		}, "fail", store.StatusUnpaid, store.VerdictRejected, ""},
 		{"TRADE_CLOSED on unpaid order", func(o store.Order, v url.Values) string {
 			v.Set("trade_status", "TRADE_CLOSED")
 			return shop.Resign(v).Encode()
-		}, "success", store.StatusClosed, store.VerdictApplied},
+		}, "success", store.StatusClosed, store.VerdictApplied, ""},
 		{"TRADE_CLOSED with amount off by one fen", func(o store.Order, v url.Values) string {
 			v.Set("trade_status", "TRADE_CLOSED")
 			v.Set("total_amount", (o.Total + 1).String())
 			return shop.Resign(v).Encode()
-		}, "fail", store.StatusUnpaid, store.VerdictFlagged},
+		}, "fail", store.StatusUnpaid, store.VerdictFlagged, ""},
 		{"WAIT_BUYER_PAY", func(o store.Order, v url.Values) string {
 			v.Set("trade_status", "WAIT_BUYER_PAY")
 			return shop.Resign(v).Encode()
-		}, "success", store.StatusUnpaid, store.VerdictIgnored},
+		}, "success", store.StatusUnpaid, store.VerdictIgnored, ""},
 		{"unknown trade_status", func(o store.Order, v url.Values) string {
 			v.Set("trade_status", "TRADE_PENDING")
 			return shop.Resign(v).Encode()
-		}, "fail", store.StatusUnpaid, store.VerdictRejected},
+		}, "fail", store.StatusUnpaid, store.VerdictRejected, ""},
 		{"missing sign", func(o store.Order, v url.Values) string {
 			v.Del("sign")
 			return v.Encode()
-		}, "fail", store.StatusUnpaid, store.VerdictRejected},
-		{"empty body", func(o store.Order, v url.Values) string { return "" }, "fail", store.StatusUnpaid, ""},
-		{"garbage body", func(o store.Order, v url.Values) string { return "%zz&&==" }, "fail", store.StatusUnpaid, ""},
+		}, "fail", store.StatusUnpaid, "", payment.ReasonMissingSign},
+		{"empty body", func(o store.Order, v url.Values) string { return "" }, "fail", store.StatusUnpaid, "", "unreadable or empty body"},
+		{"garbage body", func(o store.Order, v url.Values) string { return "%zz&&==" }, "fail", store.StatusUnpaid, "", "unreadable or empty body"},
 		{"empty field kept in body", func(o store.Order, v url.Values) string {
 			// Alipay drops empty values when signing; a notify carrying body= must still verify.
 			return v.Encode() + "&body="
-		}, "success", store.StatusPaid, store.VerdictApplied},
+		}, "success", store.StatusPaid, store.VerdictApplied, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			junkBefore := shop.JunkCount(t, store.SourceNotify, tt.junk)
 			o := newOrder(t, shop, gid)
 			body := tt.mutate(o, shop.NotifyFor(o, "2026112222001400000000000001"))
 			got := shop.PostNotify(t, body, "application/x-www-form-urlencoded; charset=utf-8")
@@ -115,8 +123,14 @@ func TestNotifyTable(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if tt.verdict == "" {
-				return // an unreadable body names no order
+			if tt.junk != "" {
+				if len(evs) != 0 {
+					t.Fatalf("events %+v: a message Alipay didn't sign is counted, never stored in full", evs)
+				}
+				if got := shop.JunkCount(t, store.SourceNotify, tt.junk); got != junkBefore+1 {
+					t.Fatalf("junk %q counted %d times, want %d", tt.junk, got, junkBefore+1)
+				}
+				return
 			}
 			if len(evs) != 1 || evs[0].Verdict != tt.verdict || evs[0].Source != store.SourceNotify {
 				t.Fatalf("events %+v, want one %s notify event", evs, tt.verdict)

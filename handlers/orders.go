@@ -139,12 +139,15 @@ func (h *Handler) payAgain(c echo.Context) error {
 	}
 	if !o.Payable(h.now()) {
 		if o.Status == store.StatusUnpaid {
-			return conflict("订单已超过支付期限，请重新下单。")
+			return inOrder(conflict("订单已超过支付期限，请重新下单。"), o.OutTradeNo)
 		}
-		return conflict("订单" + views.StatusText(o.Status) + "，不能再付款。")
+		if o.Status == store.StatusPaid {
+			return inOrder(conflict("订单已支付，请勿重复支付。"), o.OutTradeNo)
+		}
+		return inOrder(conflict("订单"+views.StatusText(o.Status)+"，不能再付款。"), o.OutTradeNo)
 	}
 	url, err := h.pay.PayAgainURL(c.Request().Context(), o)
-	return h.toCashier(c, o, url, err)
+	return inOrder(h.toCashier(c, o, url, err), o.OutTradeNo)
 }
 
 func (h *Handler) cancel(c echo.Context) error {
@@ -153,7 +156,7 @@ func (h *Handler) cancel(c echo.Context) error {
 		return err
 	}
 	if o.Status != store.StatusUnpaid {
-		return conflict("订单" + views.StatusText(o.Status) + "，不能取消。")
+		return inOrder(conflict("订单"+views.StatusText(o.Status)+"，不能取消。"), o.OutTradeNo)
 	}
 	ctx, stop := timeoutCtx(c)
 	defer stop()
@@ -164,7 +167,7 @@ func (h *Handler) cancel(c echo.Context) error {
 	case errors.Is(err, store.ErrNotUnpaid):
 		h.flash(c, "订单状态已变化，未取消。")
 	case err != nil:
-		return err
+		return inOrder(err, o.OutTradeNo)
 	default:
 		h.flash(c, "订单已取消。")
 	}

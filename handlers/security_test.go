@@ -109,7 +109,8 @@ type secEnv struct {
 func newSecEnv(t *testing.T) *secEnv {
 	logs := &shoptest.SyncBuffer{}
 	logger := slog.New(handlers.NewLogHandler(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	shop := shoptest.New(t, shoptest.Options{Logger: logger})
+	// The shop's own login limits; signups are many in this table, all from loopback.
+	shop := shoptest.New(t, shoptest.Options{Logger: logger, Limits: handlers.Limits{SignupPerClient: 1 << 20}})
 	db, err := sqlx.Open("sqlite3", store.DSN(filepath.Join(shop.Dir, "shop.db")))
 	if err != nil {
 		t.Fatal(err)
@@ -548,7 +549,7 @@ func TestSecurity(t *testing.T) {
 	})
 
 	t.Run("login rate limit", func(t *testing.T) {
-		router := newRouter(t, env, func(c *handlers.Config) { c.LoginPerIP, c.LoginPerAccount = 0, 0 }) // defaults 20 / 5
+		router := newRouter(t, env, func(c *handlers.Config) { c.Limits = handlers.Limits{} }) // the defaults
 		attempt := func(ip, email string) int {
 			form := url.Values{"email": {email}, "password": {"wrong password"}, "_csrf": {"tok"}}
 			req := httptest.NewRequest(http.MethodPost, "/login", strings.NewReader(form.Encode()))
@@ -576,10 +577,15 @@ func TestSecurity(t *testing.T) {
 			wg.Wait()
 			return codes
 		}
-		// Per account: 6 tries from 6 different addresses, one is refused.
-		codes := burst(6, func(i int) string { return fmt.Sprintf("10.1.0.%d", i+1) }, func(int) string { return "victim@example.com" })
+		// Per account from one address: 6 tries, one is refused.
+		codes := burst(6, func(int) string { return "10.1.0.1" }, func(int) string { return "victim@example.com" })
 		if codes[http.StatusTooManyRequests] != 1 || codes[http.StatusUnauthorized] != 5 {
-			t.Errorf("6 attempts on one account from 6 addresses: %v, want 5×401 and 1×429", codes)
+			t.Errorf("6 attempts on one account from one address: %v, want 5×401 and 1×429", codes)
+		}
+		// Per account from many addresses: 31 tries from 31 addresses, one is refused.
+		codes = burst(31, func(i int) string { return fmt.Sprintf("10.4.0.%d", i+1) }, func(int) string { return "target@example.com" })
+		if codes[http.StatusTooManyRequests] != 1 || codes[http.StatusUnauthorized] != 30 {
+			t.Errorf("31 attempts on one account from 31 addresses: %v, want 30×401 and 1×429", codes)
 		}
 		// Per address: 21 accounts from one address, plus one more that claims another
 		// address in X-Forwarded-For / X-Real-IP: two are refused (the headers are ignored).
@@ -619,7 +625,7 @@ func TestSecurity(t *testing.T) {
 		if last != http.StatusTooManyRequests {
 			t.Errorf("6th wrong login over HTTP: %d, want 429", last)
 		}
-		t.Log("login rate limit: 6th attempt per account (5/min) and 21st per address (20/min) answered 429; X-Forwarded-For ignored")
+		t.Log("login rate limit: 6th attempt per account from one address, 31st per account from many, 21st per address answered 429; X-Forwarded-For ignored")
 	})
 
 	// Every page that answers GET answers HEAD the same way, without a body.
@@ -732,7 +738,7 @@ func newRouter(t *testing.T, env *secEnv, mod func(*handlers.Config)) *testRoute
 	logger := slog.New(slog.NewTextHandler(env.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg := handlers.Config{Store: env.shop.Store, Payments: env.shop.Pay,
 		Sessions: handlers.NewSessionStore([]byte(sessionSecrets[0]), []byte(sessionSecrets[1]), false),
-		Gateway:  env.shop.URL + "/sandbox/gateway.do", Logger: logger, LoginPerIP: 10000, LoginPerAccount: 10000}
+		Gateway:  env.shop.URL + "/sandbox/gateway.do", Logger: logger, Limits: handlers.Limits{LoginPerClient: 10000, LoginPerPair: 10000, LoginPerAccount: 10000, SignupPerClient: 10000}}
 	if mod != nil {
 		mod(&cfg)
 	}

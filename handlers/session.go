@@ -3,6 +3,7 @@ package handlers
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
 
+	"storefront/store"
 	"storefront/views"
 )
 
@@ -100,18 +102,18 @@ func fromJSON(v any) any {
 type sessionUser struct {
 	ID    int64
 	Email string
+	sid   string // the server-side session, ended by logout or a password change
 }
 
 // loadSession decodes the session once per request. A cookie that fails to decode
 // (old key, tampering) is treated as logged out rather than as an error.
 //
-// The session holds the user's id and email and the database's installation token, so
-// no query is needed per request: users are never deleted or renamed, and a cookie
-// that outlived its database (a developer deleted shop.db and kept keys/session.key)
-// carries a token that no longer matches — without it, that cookie would log its bearer
-// in as whoever got the same user id in the new file. A restored backup keeps its token:
-// the README says to rotate it then. (The per-request user lookup this replaces was 3%
-// of a purchase's CPU, and had the same holes.) Whoever adds user deletion must check here.
+// The cookie names a server-side session (table sessions), so logging out or changing
+// the password ends it for good, whatever copy of the cookie survives. The check is a
+// map lookup: the store keeps the live sessions it has read in memory and drops one the
+// moment it ends (see store.SessionUser). The cookie also carries the user's e-mail (for
+// the page header) and the database's installation token, so a cookie from an earlier
+// shop.db is refused without a query.
 func (h *Handler) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if isSandbox(c) || c.Path() == "/check_order" || strings.HasPrefix(c.Path(), "/static") || c.Path() == "/healthz" {
@@ -121,8 +123,15 @@ func (h *Handler) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 		c.Set("session", sess)
 		id, _ := sess.Values["uid"].(int64)
 		email, _ := sess.Values["email"].(string)
-		if inst, _ := sess.Values["db"].(string); id > 0 && email != "" && inst == h.st.Installation() {
-			c.Set("user", sessionUser{ID: id, Email: email})
+		sid, _ := sess.Values["sid"].(string)
+		if inst, _ := sess.Values["db"].(string); id > 0 && email != "" && sid != "" && inst == h.st.Installation() {
+			uid, err := h.st.SessionUser(c.Request().Context(), sid)
+			switch {
+			case err == nil && uid == id:
+				c.Set("user", sessionUser{ID: id, Email: email, sid: sid})
+			case err != nil && !errors.Is(err, store.ErrNotFound):
+				return err
+			}
 		}
 		return next(c)
 	}
@@ -186,6 +195,15 @@ func (h *Handler) layout(c echo.Context, title string) views.Layout {
 		}
 	}
 	return l
+}
+
+// hasPathPrefix reports whether path is prefix or below it ("/cart", "/cart/x", "/cart?y").
+func hasPathPrefix(path, prefix string) bool {
+	if !strings.HasPrefix(path, prefix) {
+		return false
+	}
+	rest := path[len(prefix):]
+	return rest == "" || rest[0] == '/' || rest[0] == '?'
 }
 
 // safeNext keeps next only if it is a path on this site: no scheme, no host, no

@@ -96,6 +96,10 @@ type Options struct {
 	RealClock      bool          // use time.Now instead of a fake clock
 	Logger         *slog.Logger  // default: discard
 	Gateway        string        // override the gateway URL (e.g. a stub server)
+	// Limits for logins and signups; the zero value is generous (tests sign up many
+	// shoppers from one address), RealLimits keeps the shop's defaults.
+	Limits     handlers.Limits
+	RealLimits bool
 }
 
 // Shop is a running test shop.
@@ -172,11 +176,18 @@ func New(t testing.TB, o Options) *Shop {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ver, err := payment.NewKeyVerifier(s.Keys.AlipayPubPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
 	s.Pay = payment.NewService(client, s.Store, payment.Config{AppID: AppID, SellerID: seller, PublicURL: s.URL,
-		ReconcileAfter: o.ReconcileAfter}, now, o.Logger)
+		ReconcileAfter: o.ReconcileAfter, Verifier: ver}, now, o.Logger)
 	cfg := handlers.Config{Store: s.Store, Payments: s.Pay, Static: os.DirFS(filepath.Join(filepath.Dir(SchemaPath()), "static")),
 		Sessions: handlers.NewSessionStore([]byte(strings.Repeat("h", 32)), []byte(strings.Repeat("b", 32)), false),
-		Gateway:  gateway, OrderTTL: o.OrderTTL, Now: now, Logger: o.Logger, BcryptCost: bcrypt.MinCost}
+		Gateway:  gateway, OrderTTL: o.OrderTTL, Now: now, Logger: o.Logger, BcryptCost: bcrypt.MinCost, Limits: o.Limits}
+	if o.Limits == (handlers.Limits{}) && !o.RealLimits {
+		cfg.Limits = handlers.Limits{LoginPerClient: 1 << 20, LoginPerPair: 1 << 20, LoginPerAccount: 1 << 20, SignupPerClient: 1 << 20}
+	}
 	if !o.NoEmulator {
 		s.Emulator, err = sandbox.New(sandbox.Config{AppID: AppID, SellerID: SellerID, AppPublicKeyPEM: s.Keys.AppPubPEM,
 			PrivateKeyPEM: s.Keys.AlipayPrivPEM, DBPath: filepath.Join(s.Dir, "sandbox.db"), Now: now, Logger: o.Logger,
@@ -200,6 +211,21 @@ func (s *Shop) Demo(t testing.TB, name string, price money.Fen, stock *int64) in
 		t.Fatal(err)
 	}
 	return g.ID
+}
+
+// JunkCount is how many refused messages of source were counted with reason.
+func (s *Shop) JunkCount(t testing.TB, source, reason string) int64 {
+	t.Helper()
+	cs, err := s.Store.JunkCounts(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if c.Source == source && c.Reason == reason {
+			return c.Count
+		}
+	}
+	return 0
 }
 
 // SignContent is the string Alipay signs for a notify or return: every non-empty param
@@ -277,6 +303,15 @@ func (s *Shop) Browser() *Browser {
 	jar, _ := cookiejar.New(nil)
 	return &Browser{shop: s, Client: &http.Client{Jar: jar, Timeout: 20 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// BrowserFrom returns a new browser whose connections come from the loopback address ip
+// (127.0.0.2, 127.0.0.3, …): another client address, as the shop's limits see it.
+func (s *Shop) BrowserFrom(ip string) *Browser {
+	b := s.Browser()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+	b.Client.Transport = &http.Transport{DialContext: d.DialContext}
+	return b
 }
 
 // Response is a finished response with its body read.
