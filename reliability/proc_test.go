@@ -38,8 +38,14 @@ var (
 
 // shopBinary builds the real binary once per test run (go build -o tmp/shop-reliability .
 // from the module root; its own name so a binary others are running is never replaced).
+//
+// SHOP_BIN=/path/to/binary runs the suite against another build instead (an earlier
+// release, to see a test fail on the code it guards against).
 func shopBinary(t *testing.T) string {
 	t.Helper()
+	if bin := os.Getenv("SHOP_BIN"); bin != "" {
+		return bin
+	}
 	buildOnce.Do(func() {
 		root := moduleRoot()
 		binPath = filepath.Join(root, "tmp", "shop-reliability")

@@ -1,0 +1,323 @@
+package main
+
+import (
+	"crypto/rsa"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"storefront/payment"
+)
+
+// Modes of ALIPAY_MODE.
+const (
+	modeLocal      = "local"
+	modeSandbox    = "sandbox"
+	modeProduction = "production"
+)
+
+// setting is one environment variable the shop reads: DESIGN "Run and configure", and
+// what `go run . help` prints. loadConfig takes its defaults from here.
+type setting struct {
+	name, def, meaning string
+}
+
+var settings = []setting{
+	{"ADDR", "127.0.0.1:8080", "address to listen on"},
+	{"PUBLIC_URL", "http:// + ADDR", "the shop's address as shoppers and Alipay reach it: base of return_url and notify_url (https, not loopback, in production)"},
+	{"DB", "shop.db", "SQLite file (or postgres://… for PostgreSQL)"},
+	{"KEYS_DIR", "keys", "key files: app_private_key.pem, app_public_key.pem, alipay_public_key.pem (see keys/README.md)"},
+	{"ALIPAY_MODE", "local", "local (the emulator, in this process) · sandbox (Alipay's sandbox) · production"},
+	{"ALIPAY_APP_ID", "2021000000000001 in local mode", "your app id from Alipay's console (required outside local mode)"},
+	{"ALIPAY_SELLER_ID", "2088000000000001 in local mode", "your seller id (PID, 2088…): notifies for another seller are refused (required in production)"},
+	{"ALIPAY_GATEWAY", "the mode's gateway", "override the gateway URL (local mode: point at a standalone emulator)"},
+	{"SESSION_SECRET", "generated into KEYS_DIR/session.key outside production", "signs and encrypts session cookies (required in production: 32+ random characters)"},
+	{"ORDER_TTL", "30m", "unpaid orders close after this (time_expire of every pay request)"},
+	{"RECONCILE_AFTER", "5m", "ask alipay.trade.query about an order this long after it went to the cashier without a notify (then backing off to 1h)"},
+	{"SANDBOX_TIME_SCALE", "1", "local emulator only: divides its notify schedule and relative expiry (3600 = an hour per second)"},
+	{"SANDBOX_DB", "sandbox.db beside DB (./sandbox.db for go run . sandbox)", "the emulator's own SQLite file"},
+	{"SANDBOX_ADDR", "127.0.0.1:9090", "go run . sandbox only: the standalone emulator's address"},
+	{"PPROF_ADDR", "unset (off)", "serve Go's profiler on this separate address"},
+	{"DEV_RELOAD", "unset", "1 (set by go tool task dev): allow templ's live-reload script; ignored in production"},
+	{"GOGC", "200", "Go's garbage collector target (see tuneGC)"},
+	{"GOMEMLIMIT", "64MiB", "Go's soft memory limit"},
+}
+
+// defaultOf returns a setting's default as loadConfig uses it ("" for described ones).
+func defaultOf(name string) string {
+	for _, s := range settings {
+		if s.name == name {
+			return s.def
+		}
+	}
+	panic("no setting " + name) // a programming error: every setting is listed
+}
+
+// config is DESIGN "Run and configure (contract)".
+type config struct {
+	Addr, PublicURL, DB, KeysDir, Mode string
+	AppID, SellerID, Gateway           string
+	SessionSecret                      string
+	OrderTTL, ReconcileAfter           time.Duration
+	TimeScale                          float64
+	SandboxDB                          string
+	Pprof                              string // PPROF_ADDR: profiling endpoint, off unless set
+	DevReload                          bool   // DEV_RELOAD=1: allow templ's live-reload script
+	mountEmulator                      bool
+}
+
+// loadConfig reads the settings and refuses values that cannot work; the key files are
+// checked later (checkKeys), once local mode has generated any that are missing.
+func loadConfig(getenv func(string) string) (config, error) {
+	env := func(k, def string) string {
+		if v := strings.TrimSpace(getenv(k)); v != "" {
+			return v
+		}
+		return def
+	}
+	c := config{
+		Addr: env("ADDR", defaultOf("ADDR")), DB: env("DB", defaultOf("DB")), KeysDir: env("KEYS_DIR", defaultOf("KEYS_DIR")),
+		Mode: env("ALIPAY_MODE", defaultOf("ALIPAY_MODE")), Gateway: env("ALIPAY_GATEWAY", ""),
+		SessionSecret: env("SESSION_SECRET", ""), Pprof: env("PPROF_ADDR", ""),
+		DevReload: env("DEV_RELOAD", "") == "1",
+	}
+	c.PublicURL = strings.TrimRight(env("PUBLIC_URL", "http://"+c.Addr), "/")
+	c.SandboxDB = env("SANDBOX_DB", filepath.Join(filepath.Dir(c.DB), "sandbox.db"))
+	var problems []string
+	durations := []struct {
+		key string
+		dst *time.Duration
+	}{{"ORDER_TTL", &c.OrderTTL}, {"RECONCILE_AFTER", &c.ReconcileAfter}}
+	for _, d := range durations {
+		v, err := time.ParseDuration(env(d.key, defaultOf(d.key)))
+		if err != nil || v <= 0 {
+			problems = append(problems, fmt.Sprintf("%s must be a positive duration such as 30m (got %q)", d.key, getenv(d.key)))
+		}
+		*d.dst = v
+	}
+	scale, err := strconv.ParseFloat(env("SANDBOX_TIME_SCALE", defaultOf("SANDBOX_TIME_SCALE")), 64)
+	if err != nil || scale < 1 {
+		problems = append(problems, "SANDBOX_TIME_SCALE must be a number ≥ 1")
+	}
+	c.TimeScale = scale
+	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+		problems = append(problems, fmt.Sprintf("PUBLIC_URL must be an http(s) address without a query, such as https://shop.example.com (got %q)", c.PublicURL))
+	}
+	switch c.Mode {
+	case modeLocal:
+		c.AppID = env("ALIPAY_APP_ID", "2021000000000001")
+		c.SellerID = env("ALIPAY_SELLER_ID", "2088000000000001")
+		if c.Gateway == "" {
+			c.Gateway = c.PublicURL + "/sandbox/gateway.do"
+			c.mountEmulator = true
+		}
+	case modeSandbox, modeProduction:
+		c.AppID = env("ALIPAY_APP_ID", "")
+		c.SellerID = env("ALIPAY_SELLER_ID", "")
+		if c.AppID == "" {
+			problems = append(problems, "set ALIPAY_APP_ID to your app id from Alipay's console")
+		}
+		for _, f := range []string{payment.AppPrivateKeyFile, payment.AlipayPublicKeyFile} {
+			if p := filepath.Join(c.KeysDir, f); !exists(p) {
+				problems = append(problems, fmt.Sprintf("put %s in place (see keys/README.md)", p))
+			}
+		}
+		if c.Mode == modeProduction {
+			problems = append(problems, productionProblems(c)...)
+		}
+	default:
+		problems = append(problems, fmt.Sprintf("ALIPAY_MODE must be local, sandbox or production (got %q)", c.Mode))
+	}
+	if len(problems) > 0 {
+		return c, refuse(problems)
+	}
+	return c, nil
+}
+
+func refuse(problems []string) error {
+	return errors.New("cannot start:\n  - " + strings.Join(problems, "\n  - "))
+}
+
+// productionProblems are the settings that would quietly weaken a production shop.
+func productionProblems(c config) []string {
+	var ps []string
+	if u, err := url.Parse(c.PublicURL); err == nil {
+		if u.Scheme != "https" {
+			ps = append(ps, fmt.Sprintf("PUBLIC_URL must be https in production (got %s): without it session cookies are not Secure and Alipay's callbacks travel in the clear; put the shop behind an HTTPS reverse proxy (docs/operations.md)", c.PublicURL))
+		}
+		if isLoopback(u.Hostname()) {
+			ps = append(ps, fmt.Sprintf("PUBLIC_URL %s is a loopback address: Alipay can never deliver a notify there, and shoppers can't reach it; set it to the shop's public https address", c.PublicURL))
+		}
+	}
+	switch {
+	case c.SessionSecret == "":
+		ps = append(ps, "set SESSION_SECRET to 32+ random characters (e.g. the output of `openssl rand -hex 32`)")
+	default:
+		if why := weakSecret(c.SessionSecret); why != "" {
+			ps = append(ps, "SESSION_SECRET is "+why+": anyone who guesses it can forge sessions; use `openssl rand -hex 32`")
+		}
+	}
+	if c.SellerID == "" {
+		ps = append(ps, "set ALIPAY_SELLER_ID to your seller id (PID, 2088…, in Alipay's console): without it a notify signed for another merchant's trade would be accepted")
+	}
+	return ps
+}
+
+// sandboxWarnings are settings that work but that the shop warns about loudly.
+func sandboxWarnings(c config) []string {
+	var ws []string
+	if c.Mode == modeSandbox {
+		if u, err := url.Parse(c.PublicURL); err == nil && isLoopback(u.Hostname()) {
+			ws = append(ws, fmt.Sprintf("PUBLIC_URL %s is a loopback address: Alipay's sandbox cannot deliver notifies to it. "+
+				"Payments still settle through the return page and reconciliation, but set PUBLIC_URL to an address Alipay can reach to test notifies", c.PublicURL))
+		}
+	}
+	if c.Mode != modeProduction && c.SellerID == "" {
+		ws = append(ws, "ALIPAY_SELLER_ID is not set: notifies' seller_id is not checked")
+	}
+	return ws
+}
+
+// isLoopback reports whether host names this machine only.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
+}
+
+// weakSecret says why s is no good as a session secret, or "". It is a heuristic: long
+// enough, and enough entropy by character frequency (at least 100 bits) that a
+// repeated or patterned string fails; the output of `openssl rand -hex 32` passes.
+func weakSecret(s string) string {
+	n := len([]rune(s))
+	if n < 32 {
+		return fmt.Sprintf("too short (%d characters)", n)
+	}
+	freq := map[rune]int{}
+	for _, r := range s {
+		freq[r]++
+	}
+	var bits float64
+	for _, k := range freq {
+		p := float64(k) / float64(n)
+		bits -= float64(k) * math.Log2(p)
+	}
+	if len(freq) < 10 || bits < 100 {
+		return fmt.Sprintf("not random enough (%d different characters, about %.0f bits)", len(freq), bits)
+	}
+	return ""
+}
+
+// checkKeys refuses key files that would fail later or weaken the shop: a private key
+// others can read, Alipay's key that is really the app's own public key (the most
+// common integration mistake), the local emulator's key left in a sandbox or production
+// KEYS_DIR, and in local mode pairs that don't belong together.
+func checkKeys(c config) error {
+	path := func(f string) string { return filepath.Join(c.KeysDir, f) }
+	var ps []string
+	appPriv, err := readKey(path(payment.AppPrivateKeyFile))
+	if err != nil {
+		ps = append(ps, err.Error())
+	}
+	alipayPEM, err := os.ReadFile(path(payment.AlipayPublicKeyFile))
+	if err != nil {
+		ps = append(ps, fmt.Sprintf("put Alipay's public key (支付宝公钥) in %s (see keys/README.md)", path(payment.AlipayPublicKeyFile)))
+	}
+	if len(ps) > 0 {
+		return refuse(ps)
+	}
+	app, err := payment.ParsePrivateKey(appPriv)
+	if err != nil {
+		return refuse([]string{fmt.Sprintf("%s is not an RSA private key (PKCS#1 or PKCS#8 PEM): %v", path(payment.AppPrivateKeyFile), err)})
+	}
+	alipay, err := payment.ParsePublicKey(alipayPEM)
+	if err != nil {
+		return refuse([]string{fmt.Sprintf("%s is not an RSA public key (PEM, BEGIN PUBLIC KEY): %v", path(payment.AlipayPublicKeyFile), err)})
+	}
+	if sameKey(&app.PublicKey, alipay) {
+		ps = append(ps, fmt.Sprintf("%s is your app's own public key, not Alipay's: every notify would be refused. "+
+			"Copy 支付宝公钥 from Alipay's console (shown after you upload the app public key) into it", path(payment.AlipayPublicKeyFile)))
+	}
+	if pub, err := os.ReadFile(path(payment.AppPublicKeyFile)); err == nil {
+		if k, err := payment.ParsePublicKey(pub); err != nil || !sameKey(k, &app.PublicKey) {
+			ps = append(ps, fmt.Sprintf("%s is not the public half of %s: Alipay would refuse every request signed with it. "+
+				"Derive it again (openssl rsa -in %s -pubout) and upload that one", path(payment.AppPublicKeyFile), path(payment.AppPrivateKeyFile), path(payment.AppPrivateKeyFile)))
+		}
+	}
+	emuPriv, emuErr := os.ReadFile(path(payment.SandboxPrivateKeyFile))
+	switch c.Mode {
+	case modeLocal:
+		emu, err := payment.ParsePrivateKey(emuPriv)
+		if emuErr != nil || err != nil || !sameKey(&emu.PublicKey, alipay) {
+			ps = append(ps, fmt.Sprintf("%s is not the public half of the emulator's key %s: the shop would refuse every payment as forged. "+
+				"Delete %s and start again to generate a matching set", path(payment.AlipayPublicKeyFile), path(payment.SandboxPrivateKeyFile), c.KeysDir))
+		}
+	default:
+		if emuErr == nil {
+			what := "the local emulator's private key is in " + path(payment.SandboxPrivateKeyFile)
+			if emu, err := payment.ParsePrivateKey(emuPriv); err == nil && sameKey(&emu.PublicKey, alipay) {
+				what = path(payment.AlipayPublicKeyFile) + " is the local emulator's key, left by a local run, not Alipay's"
+			}
+			ps = append(ps, what+": give "+c.Mode+" mode a KEYS_DIR of its own with your app's key and Alipay's public key only")
+		}
+	}
+	for _, f := range []string{payment.AppPrivateKeyFile, payment.SandboxPrivateKeyFile, "session.key"} {
+		if st, err := os.Stat(path(f)); err == nil && st.Mode().Perm()&0o077 != 0 {
+			ps = append(ps, fmt.Sprintf("%s can be read by others (mode %04o): run chmod 600 %s", path(f), st.Mode().Perm(), path(f)))
+		}
+	}
+	if len(ps) > 0 {
+		return refuse(ps)
+	}
+	return nil
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func readKey(p string) ([]byte, error) {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("put your app's private key in %s (see keys/README.md)", p)
+	}
+	return b, nil
+}
+
+func sameKey(a, b *rsa.PublicKey) bool { return a.Equal(b) }
+
+// sessionKeys returns the signing and encryption keys for session cookies, derived from
+// SESSION_SECRET or, outside production, from a secret generated once into KEYS_DIR.
+func sessionKeys(c config) (hashKey, blockKey []byte, err error) {
+	secret := c.SessionSecret
+	if secret == "" {
+		path := filepath.Join(c.KeysDir, "session.key")
+		b, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			b = []byte(randomHex(32))
+			if err := payment.WriteFile(path, b, 0o600); err != nil {
+				return nil, nil, err
+			}
+		} else if err != nil {
+			return nil, nil, err
+		}
+		secret = strings.TrimSpace(string(b))
+	}
+	if len(secret) < 16 {
+		return nil, nil, errors.New("SESSION_SECRET is too short: use 32+ random characters")
+	}
+	h := sha256.Sum256([]byte("session-hash:" + secret))
+	b := sha256.Sum256([]byte("session-block:" + secret))
+	return h[:], b[:], nil
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"storefront/handlers"
+	"storefront/payment"
+	"storefront/sandbox"
+	"storefront/store"
+)
+
+//go:embed schema.sql
+var schemaSQL string
+
+//go:embed static
+var staticFiles embed.FS
+
+func runShop(ctx context.Context, getenv func(string) string, out io.Writer, log *slog.Logger) error {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	if cfg.Mode == modeLocal {
+		wrote, err := payment.EnsureLocalKeys(cfg.KeysDir)
+		if err != nil {
+			return fmt.Errorf("generating dev keys: %w", err)
+		}
+		for _, f := range wrote {
+			log.Info("generated dev key", "file", f)
+		}
+	}
+	if err := checkKeys(cfg); err != nil {
+		return err
+	}
+	for _, w := range sandboxWarnings(cfg) {
+		log.Warn("WARNING: " + w)
+		fmt.Fprintln(out, "WARNING:", w)
+	}
+	appPriv, err := os.ReadFile(filepath.Join(cfg.KeysDir, payment.AppPrivateKeyFile))
+	if err != nil {
+		return err
+	}
+	alipayPub, err := os.ReadFile(filepath.Join(cfg.KeysDir, payment.AlipayPublicKeyFile))
+	if err != nil {
+		return err
+	}
+	client, err := payment.NewClient(payment.ClientOptions{AppID: cfg.AppID, AppPrivateKey: appPriv,
+		AlipayPublicKey: alipayPub, Production: cfg.Mode == modeProduction, Gateway: cfg.Gateway,
+		Timeout: 10 * time.Second})
+	if err != nil {
+		return err
+	}
+	hashKey, blockKey, err := sessionKeys(cfg)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(cfg.DB, schemaSQL, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if cfg.Mode != modeProduction { // a production shop starts with the goods its operator adds
+		if n, err := st.SeedGoods(ctx, demoGoods()); err != nil {
+			return err
+		} else if n > 0 {
+			log.Info("seeded demo goods", "count", n)
+		}
+	}
+	ver, err := payment.NewKeyVerifier(alipayPub)
+	if err != nil {
+		return fmt.Errorf("alipay public key: %w", err)
+	}
+	pay := payment.NewService(client, st, payment.Config{AppID: cfg.AppID, SellerID: cfg.SellerID,
+		PublicURL: cfg.PublicURL, ReconcileAfter: cfg.ReconcileAfter, Verifier: ver}, nil, log)
+
+	var emu *sandbox.Emulator
+	if cfg.Mode == modeLocal && cfg.mountEmulator {
+		if emu, err = newEmulator(cfg, log); err != nil {
+			return err
+		}
+		defer emu.Close()
+	}
+	static, _ := fs.Sub(staticFiles, "static")
+	hcfg := handlers.Config{Store: st, Payments: pay, Sessions: handlers.NewSessionStore(hashKey, blockKey,
+		strings.HasPrefix(cfg.PublicURL, "https://")), Static: static, Gateway: cfg.Gateway,
+		OrderTTL: cfg.OrderTTL, Secure: strings.HasPrefix(cfg.PublicURL, "https://"), Logger: log,
+		DevReload: cfg.DevReload && cfg.Mode != modeProduction}
+	if emu != nil {
+		hcfg.Sandbox = emu
+	}
+	srv := newServer(cfg.Addr, handlers.New(hcfg))
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	if cfg.Pprof != "" {
+		startPprof(cfg.Pprof, log)
+	}
+	fmt.Fprintf(out, "storefront (%s mode) listening: open %s/\n", cfg.Mode, cfg.PublicURL)
+	if emu != nil {
+		fmt.Fprintf(out, "local Alipay emulator console: %s/sandbox/\n", cfg.PublicURL)
+	}
+	return serve(ctx, srv, ln, log, func(wctx context.Context, wg *sync.WaitGroup) {
+		wg.Go(func() { pay.RunWorkers(wctx, time.Second) })
+		if emu != nil {
+			wg.Go(func() { emu.Run(wctx) })
+		}
+	})
+}
+
+// newServer sets every timeout: a slow client can't hold a connection forever.
+func newServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr: addr, Handler: h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// serve runs srv and the background workers until ctx is cancelled, then drains
+// in-flight requests before stopping the workers, so no request is cut off mid-way.
+func serve(ctx context.Context, srv *http.Server, ln net.Listener, log *slog.Logger,
+	start func(context.Context, *sync.WaitGroup)) error {
+	wctx, stopWorkers := context.WithCancel(context.Background())
+	defer stopWorkers()
+	var wg sync.WaitGroup
+	start(wctx, &wg)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		stopWorkers()
+		wg.Wait()
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining requests")
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	stopWorkers()
+	wg.Wait()
+	log.Info("stopped")
+	return err
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return hex.EncodeToString(b)
+}
