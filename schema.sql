@@ -131,3 +131,38 @@ CREATE TABLE junk_samples (
 
 ALTER TABLE payment_events ADD COLUMN trade_no TEXT NOT NULL DEFAULT '';
 CREATE INDEX payment_events_flagged ON payment_events (created_at) WHERE verdict = 'flagged';
+
+-- Goods have a category (the catalogue's filter) and may be virtual (a course, a gift
+-- card): an order of virtual goods only needs no address and counts as received once paid.
+ALTER TABLE goods ADD COLUMN category TEXT NOT NULL DEFAULT '';
+ALTER TABLE goods ADD COLUMN virtual BOOLEAN NOT NULL DEFAULT FALSE;
+
+-- The shopper's address book; at most one default each.
+CREATE TABLE addresses (
+    id         INTEGER PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES users (id),
+    name       TEXT    NOT NULL,
+    phone      TEXT    NOT NULL,
+    region     TEXT    NOT NULL,
+    detail     TEXT    NOT NULL,
+    is_default BOOLEAN NOT NULL DEFAULT FALSE,
+    created_at TEXT    NOT NULL
+);
+CREATE INDEX addresses_user_id ON addresses (user_id, id);
+CREATE UNIQUE INDEX addresses_one_default ON addresses (user_id) WHERE is_default;
+
+-- An order keeps a snapshot of the address chosen at checkout (empty for virtual goods),
+-- and its fulfilment beside its payment status: unshipped → shipped → received.
+ALTER TABLE orders ADD COLUMN needs_shipping BOOLEAN NOT NULL DEFAULT TRUE;
+ALTER TABLE orders ADD COLUMN ship_name      TEXT    NOT NULL DEFAULT '';
+ALTER TABLE orders ADD COLUMN ship_phone     TEXT    NOT NULL DEFAULT '';
+ALTER TABLE orders ADD COLUMN ship_region    TEXT    NOT NULL DEFAULT '';
+ALTER TABLE orders ADD COLUMN ship_detail    TEXT    NOT NULL DEFAULT '';
+ALTER TABLE orders ADD COLUMN fulfilment     TEXT    NOT NULL DEFAULT 'unshipped'
+    CHECK (fulfilment IN ('unshipped', 'shipped', 'received'));
+ALTER TABLE orders ADD COLUMN carrier        TEXT    NOT NULL DEFAULT '';
+ALTER TABLE orders ADD COLUMN tracking_no    TEXT    NOT NULL DEFAULT '';
+ALTER TABLE orders ADD COLUMN shipped_at     TEXT;
+ALTER TABLE orders ADD COLUMN received_at    TEXT;
+-- The shopper's order tabs (待付款, 待发货, …) list one state at a time.
+CREATE INDEX orders_user_state ON orders (user_id, status, fulfilment, id);

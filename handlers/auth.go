@@ -107,6 +107,10 @@ func (h *Handler) startSession(c echo.Context, u store.User, next string) error 
 	if err != nil {
 		return err
 	}
+	// What the visitor put in the cart before logging in joins the account's cart.
+	if err := h.mergeVisitorCart(c, u.ID); err != nil {
+		return err
+	}
 	s := session(c)
 	s.Values = map[any]any{"uid": u.ID, "email": u.Email, "db": h.st.Installation(), "sid": sid}
 	if err := h.saveSession(c, s); err != nil {

@@ -3,10 +3,10 @@ package handlers
 import (
 	"bytes"
 	"context"
-	"html"
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/a-h/templ"
 	"github.com/labstack/echo/v4"
@@ -14,6 +14,9 @@ import (
 	"storefront/store"
 	"storefront/views"
 )
+
+// goodsPerPage is the goods list's page size: a page never grows with the catalogue.
+const goodsPerPage = 20
 
 // idParam reads a positive integer path parameter; anything else is a 404, as an
 // unknown id would be.
@@ -25,59 +28,81 @@ func idParam(c echo.Context, name string) (int64, error) {
 	return id, nil
 }
 
+// gridCache keeps rendered goods grids, keyed by the catalogue page they show (the
+// store's key names its goods snapshot, so a change of goods never serves a stale
+// grid). The grids carry no per-shopper data: their buy buttons are links.
+type gridCache struct {
+	mu sync.Mutex
+	m  map[any][]byte
+}
+
+// maxGrids bounds the cache; when full it starts again (entries of old snapshots go too).
+const maxGrids = 512
+
+func (g *gridCache) get(k any) ([]byte, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	b, ok := g.m[k]
+	return b, ok
+}
+
+func (g *gridCache) put(k any, b []byte) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.m == nil || len(g.m) >= maxGrids {
+		g.m = map[any][]byte{}
+	}
+	g.m[k] = b
+}
+
 func (h *Handler) goodsList(c echo.Context) error {
-	gs, err := h.st.ListGoods(c.Request().Context())
+	q := store.CatalogueQuery{Category: c.QueryParam("category"), Q: c.QueryParam("q"),
+		Sort: c.QueryParam("sort"), Page: pageParam(c), PerPage: goodsPerPage}
+	page, err := h.st.Catalogue(c.Request().Context(), q)
 	if err != nil {
 		return err
 	}
-	grid, err := h.goodsGrid(c, gs)
+	grid, err := h.goodsGrid(c, page)
 	if err != nil {
 		return err
 	}
-	l := h.layout(c, "全部商品")
-	token := html.EscapeString(l.CSRF)
-	// The grid's pieces and the token go straight into the page buffer: no per-request
-	// copy of the whole grid.
+	title := "全部商品"
+	if q.Category != "" {
+		title = q.Category
+	}
+	if q.Q != "" {
+		title = "搜索：" + q.Q
+	}
+	l := h.layout(c, title)
+	l.Search = q.Q
+	// The grid goes straight into the page buffer: no per-request copy of it.
 	fill := templ.ComponentFunc(func(_ context.Context, w io.Writer) error {
-		for i, part := range grid {
-			if i > 0 {
-				if _, err := io.WriteString(w, token); err != nil {
-					return err
-				}
-			}
-			if _, err := w.Write(part); err != nil {
-				return err
-			}
-		}
-		return nil
+		_, err := w.Write(grid)
+		return err
 	})
-	return render(c, http.StatusOK, views.GoodsList(views.GoodsListPage{Layout: l, Grid: fill}))
+	return render(c, http.StatusOK, views.GoodsList(views.GoodsListPage{Layout: l, Grid: fill,
+		Query: q, Total: page.Total, Categories: page.Categories,
+		Pager: views.Pager{Page: q.Page, More: q.Page*goodsPerPage < page.Total, Path: "/",
+			Query: views.CatalogueParams(q), Pages: (page.Total + goodsPerPage - 1) / goodsPerPage}}))
 }
 
-// gridFragment is the goods grid rendered for one goods snapshot, split where each
-// shopper's CSRF token goes.
-type gridFragment struct {
-	snapshot *store.Goods // identity of the ListGoods slice it was rendered from
-	parts    [][]byte
-}
-
-// goodsGrid returns the rendered grid for gs, rendering it only when the goods snapshot
-// changed: the home page is the busiest page and its cards are the same for everyone.
-func (h *Handler) goodsGrid(c echo.Context, gs []store.Goods) ([][]byte, error) {
-	var key *store.Goods
-	if len(gs) > 0 {
-		key = &gs[0]
-	}
-	if f := h.grid.Load(); f != nil && f.snapshot == key && key != nil {
-		return f.parts, nil
+// goodsGrid renders page's cards, or reuses the rendering of the same page of the same
+// goods snapshot: the home page is the busiest page and its grid is the same for all.
+func (h *Handler) goodsGrid(c echo.Context, page store.CataloguePage) ([]byte, error) {
+	if page.Key != nil {
+		if b, ok := h.grids.get(page.Key); ok {
+			return b, nil
+		}
 	}
 	var buf bytes.Buffer
-	if err := views.GoodsGrid(gs, views.CSRFPlaceholder).Render(c.Request().Context(), &buf); err != nil {
+	if err := views.GoodsGrid(page.Goods).Render(c.Request().Context(), &buf); err != nil {
 		return nil, err
 	}
-	parts := bytes.Split(buf.Bytes(), []byte(views.CSRFPlaceholder))
-	h.grid.Store(&gridFragment{snapshot: key, parts: parts})
-	return parts, nil
+	b := buf.Bytes()
+	if page.Key != nil {
+		h.grids.put(page.Key, b)
+	}
+	return b, nil
 }
 
 func (h *Handler) goodsDetail(c echo.Context) error {

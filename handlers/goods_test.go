@@ -2,55 +2,149 @@ package handlers_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strings"
 	"testing"
 
+	"storefront/money"
 	"storefront/shoptest"
-	"storefront/views"
+	"storefront/store"
 )
 
 var csrfInput = regexp.MustCompile(`name="_csrf" value="([^"]*)"`)
 
-// The home page's goods grid is rendered once and reused: each shopper must still get
-// their own token in every buy form, and a goods change must show at once.
-func TestGoodsPageSharesGridNotTokens(t *testing.T) {
+var cardRE = regexp.MustCompile(`<li class="card goods">`)
+
+// The catalogue is paged (a page never grows with the catalogue), filtered by category,
+// searched by name and description (two-character Chinese words too) and sorted; its
+// grid is shared by every visitor and carries no one's token.
+func TestCataloguePagesFiltersSearchesSorts(t *testing.T) {
 	shop := shoptest.New(t, shoptest.Options{NoEmulator: true})
-	gid := shop.Demo(t, "小米手环", 19900, nil)
-	shop.Demo(t, "保温杯", 8990, nil)
-	alice, bob := shop.Browser(), shop.Browser()
-	alice.Signup(t, "ga@example.com")
-	bob.Signup(t, "gb@example.com")
-	for _, b := range []*shoptest.Browser{alice, bob, alice} {
-		r := b.Get(t, "/")
-		tokens := csrfInput.FindAllStringSubmatch(r.Body, -1)
-		if len(tokens) != 3 { // logout form + two buy forms
-			t.Fatalf("%d token fields", len(tokens))
+	ctx := context.Background()
+	cats := []string{"数码", "家居", "课程"}
+	for i := range 5000 {
+		g := store.Goods{Name: fmt.Sprintf("商品%04d", i), Description: "普通的描述", Price: money.Fen(100 + i),
+			Category: cats[i%3], Image: "/static/img/cup.svg"}
+		if i == 4321 {
+			g.Name, g.Description = "降噪耳机 Pro", "主动降噪"
 		}
-		for _, m := range tokens {
-			if m[1] != b.CSRF(t) {
-				t.Fatalf("form token %q is not this shopper's %q", m[1], b.CSRF(t))
-			}
+		if i == 77 {
+			g.Description = "附赠一副入耳式耳机"
 		}
-		if strings.Contains(r.Body, views.CSRFPlaceholder) {
-			t.Fatal("placeholder leaked into the page")
+		if _, err := shop.Store.AddGoods(ctx, g); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if alice.CSRF(t) == bob.CSRF(t) {
-		t.Fatal("two shoppers share a token")
+	b := shop.Browser()
+	home := b.Get(t, "/")
+	if home.Status != 200 || len(cardRE.FindAllString(home.Body, -1)) != 20 {
+		t.Fatalf("home page: %d, %d cards, want 20", home.Status, len(cardRE.FindAllString(home.Body, -1)))
 	}
-	// The token from the page works for a purchase.
-	r := alice.Get(t, "/")
-	tok := csrfInput.FindStringSubmatch(r.Body)[1]
-	if r := alice.PostRaw(t, "/purchase/1", url.Values{"_csrf": {tok}}); r.Status != http.StatusSeeOther {
-		t.Fatalf("purchase with the page's token: %d", r.Status)
+	if len(home.Body) > 60<<10 {
+		t.Fatalf("home page with 5,000 goods is %d bytes", len(home.Body))
 	}
-	if err := shop.Store.UpdateGoods(context.Background(), gid, 17900, nil, true); err != nil {
+	if !strings.Contains(home.Body, "共 5000 件") || !strings.Contains(home.Body, "第 1 / 250 页") {
+		t.Fatal("home page doesn't say how many goods and pages")
+	}
+	if strings.Contains(home.Body, `name="_csrf"`) && len(csrfInput.FindAllString(home.Body, -1)) > 0 {
+		t.Fatal("the shared grid carries a CSRF token")
+	}
+	last := b.Get(t, "/?page=250")
+	if n := len(cardRE.FindAllString(last.Body, -1)); n != 20 || !strings.Contains(last.Body, "商品4999") || strings.Contains(last.Body, "下一页") {
+		t.Fatalf("last page: %d cards", n)
+	}
+	if r := b.Get(t, "/?page=251"); r.Status != 200 || strings.Contains(r.Body, `class="card goods"`) {
+		t.Fatal("a page past the end shows goods")
+	}
+	// Category.
+	r := b.Get(t, "/?category=%E5%AE%B6%E5%B1%85") // 家居
+	if !strings.Contains(r.Body, "共 1667 件") || strings.Contains(r.Body, "商品0000<") {
+		t.Fatalf("category filter: %.200s", between(r.Body, "共 ", "件"))
+	}
+	// Search: a two-character word, in a name and in a description.
+	r = b.Get(t, "/?q=%E8%80%B3%E6%9C%BA") // 耳机
+	if !strings.Contains(r.Body, "共 2 件") || !strings.Contains(r.Body, "降噪耳机 Pro") || !strings.Contains(r.Body, "商品0077") {
+		t.Fatalf("search 耳机: %s", between(r.Body, "共 ", "件"))
+	}
+	if r := b.Get(t, "/?q=pro"); !strings.Contains(r.Body, "降噪耳机 Pro") {
+		t.Fatal("search is case sensitive")
+	}
+	if r := b.Get(t, "/?q=%E6%B2%A1%E6%9C%89%E8%BF%99%E7%A7%8D"); !strings.Contains(r.Body, "没有找到") {
+		t.Fatal("an empty search says nothing")
+	}
+	if r := b.Get(t, "/?q="+strings.Repeat("x", 5000)); r.Status != 200 {
+		t.Fatalf("a 5,000-character search: %d", r.Status)
+	}
+	// Sort by price, dearest first; and newest first.
+	r = b.Get(t, "/?sort=price_desc")
+	if i := strings.Index(r.Body, "¥50.99"); i < 0 || i > strings.Index(r.Body, "¥50.98") {
+		t.Fatal("price_desc is not dearest first")
+	}
+	if r := b.Get(t, "/?sort=new"); strings.Index(r.Body, "商品4999") < 0 {
+		t.Fatal("new is not newest first")
+	}
+	// A price change shows at once.
+	if err := shop.Store.UpdateGoods(ctx, 1, 17900, nil, true); err != nil {
 		t.Fatal(err)
 	}
-	if r := bob.Get(t, "/"); !strings.Contains(r.Body, "¥179.00") || strings.Contains(r.Body, "¥199.00") {
+	if r := b.Get(t, "/"); !strings.Contains(r.Body, "¥179.00") {
 		t.Fatal("price change not shown on the home page")
+	}
+	// Filters survive paging.
+	r = b.Get(t, "/?category=%E6%95%B0%E7%A0%81&sort=price")
+	if !strings.Contains(r.Body, `category=%E6%95%B0%E7%A0%81&amp;page=2&amp;sort=price`) && !strings.Contains(r.Body, "page=2") {
+		t.Fatal("the pager drops the filters")
+	}
+	if !strings.Contains(r.Body, "category=") || !strings.Contains(between(r.Body, `class="pager"`, "</nav>"), "sort=price") {
+		t.Fatalf("the pager link loses the sort: %s", between(r.Body, `class="pager"`, "</nav>"))
+	}
+}
+
+func between(s, from, to string) string {
+	i := strings.Index(s, from)
+	if i < 0 {
+		return ""
+	}
+	j := strings.Index(s[i:], to)
+	if j < 0 {
+		return s[i:]
+	}
+	return s[i : i+j+len(to)]
+}
+
+// The goods page shows stock (仅剩 N 件 when low, 已售罄 with the buttons disabled) and
+// has one quantity box for 加入购物车 and 立即购买 (which goes to 确认订单).
+func TestGoodsDetailStock(t *testing.T) {
+	shop := shoptest.New(t, shoptest.Options{NoEmulator: true})
+	three, none, many := int64(3), int64(0), int64(500)
+	low := shop.Demo(t, "限量杯", 4900, &three)
+	gone := shop.Demo(t, "售罄杯", 4900, &none)
+	plenty := shop.Demo(t, "普通杯", 4900, &many)
+	b := shop.Browser()
+	r := b.Get(t, fmt.Sprintf("/goods/%d", low))
+	if !strings.Contains(r.Body, "仅剩 3 件") || strings.Count(r.Body, `name="qty"`) != 1 || strings.Contains(r.Body, "disabled") {
+		t.Fatalf("low stock page: 仅剩 %v, %d qty boxes", strings.Contains(r.Body, "仅剩 3 件"), strings.Count(r.Body, `name="qty"`))
+	}
+	r = b.Get(t, fmt.Sprintf("/goods/%d", gone))
+	if !strings.Contains(r.Body, "已售罄") || strings.Count(r.Body, "disabled") < 3 {
+		t.Fatal("sold-out page: buttons not disabled")
+	}
+	if r := b.Get(t, fmt.Sprintf("/goods/%d", plenty)); strings.Contains(r.Body, "仅剩") || !strings.Contains(r.Body, "有货") {
+		t.Fatal("plenty of stock shown as low")
+	}
+	// 立即购买 posts the one form with buy_now and lands on 确认订单, adding nothing.
+	r = b.Post(t, "/cart/items", map[string][]string{"goods_id": {fmt.Sprint(low)}, "qty": {"2"}, "buy_now": {"1"}})
+	if r.Status != http.StatusSeeOther || r.Location != fmt.Sprintf("/checkout?goods_id=%d&qty=2", low) {
+		t.Fatalf("立即购买: %d %q", r.Status, r.Location)
+	}
+	if r := b.Get(t, "/cart"); !strings.Contains(r.Body, "购物车是空的") {
+		t.Fatal("立即购买 added to the cart")
+	}
+	// More than is left: refused, with the way back to the goods.
+	r = b.Post(t, "/cart/items", map[string][]string{"goods_id": {fmt.Sprint(low)}, "qty": {"4"}, "buy_now": {"1"}})
+	if r.Status != http.StatusConflict || !strings.Contains(r.Body, fmt.Sprintf(`href="/goods/%d"`, low)) {
+		t.Fatalf("立即购买 beyond stock: %d", r.Status)
 	}
 }

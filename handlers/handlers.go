@@ -7,8 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"sync/atomic"
-	"time"
+		"time"
 
 	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
@@ -47,7 +46,7 @@ type Handler struct {
 	now    func() time.Time
 	log    *slog.Logger
 	limits authLimits
-	grid   atomic.Pointer[gridFragment] // the home page's goods grid, per goods snapshot
+	grids  gridCache // rendered goods grids, per catalogue page
 	routed map[route]bool               // every registered (method, path)
 }
 
@@ -103,6 +102,7 @@ func (h *Handler) routes(e *echo.Echo) {
 	get("/login", h.loginForm)
 	e.POST("/login", h.login)
 	e.POST("/logout", h.logout)
+	get("/account", h.account)
 	get("/account/password", h.passwordForm)
 	e.POST("/account/password", h.changePassword)
 	e.POST("/purchase/:id", h.purchase)
@@ -111,11 +111,19 @@ func (h *Handler) routes(e *echo.Echo) {
 	get("/orders", h.orders)
 	get("/orders/:out_trade_no", h.order)
 	e.POST("/orders/:out_trade_no/pay", h.payAgain)
+	get("/orders/:out_trade_no/cancel", h.cancelForm)
 	e.POST("/orders/:out_trade_no/cancel", h.cancel)
+	e.POST("/orders/:out_trade_no/receive", h.receive)
 	get("/cart", h.cart)
 	e.POST("/cart/items", h.addToCart)
 	e.POST("/cart/items/:goods_id/remove", h.removeFromCart)
+	e.POST("/cart/items/:goods_id/qty", h.setCartQty)
+	get("/checkout", h.checkoutPage)
 	e.POST("/checkout", h.checkout)
+	get("/addresses", h.addresses)
+	e.POST("/addresses", h.addAddress)
+	e.POST("/addresses/:id/default", h.defaultAddress)
+	e.POST("/addresses/:id/delete", h.deleteAddress)
 	get("/purchases", h.purchases)
 	get("/healthz", h.healthz)
 	get("/static/*", h.static())

@@ -6,6 +6,8 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+
+	"storefront/store"
 )
 
 // checkOrder is Alipay's notify. The answer is exactly "success" once the transaction
@@ -37,6 +39,9 @@ func (h *Handler) checkOrder(c echo.Context) error {
 // showMsg is Alipay's browser return: verified, confirmed with trade.query when the
 // order is still unpaid, then shown to its owner.
 func (h *Handler) showMsg(c echo.Context) error {
+	if len(c.QueryParams()) == 0 {
+		return h.backFromCashier(c)
+	}
 	ctx, stop := timeoutCtx(c)
 	defer stop()
 	o, err := h.pay.HandleReturn(ctx, c.QueryParams(), RequestID(ctx))
@@ -65,4 +70,21 @@ func (h *Handler) ownClaimedOrder(c echo.Context, no string) string {
 		return ""
 	}
 	return no
+}
+
+// backFromCashier is the return URL with nothing on it: the shopper left Alipay's
+// computer cashier without paying (its 返回商户), and goes back to the order they were
+// paying — the unpaid one they last took to the cashier.
+func (h *Handler) backFromCashier(c echo.Context) error {
+	u, err := requireUser(c, "/orders?tab="+store.TabUnpaid)
+	if answered(c) || err != nil {
+		return err
+	}
+	no, err := h.st.LatestToPay(c.Request().Context(), u.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return c.Redirect(http.StatusSeeOther, "/orders")
+	} else if err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/orders/"+no)
 }

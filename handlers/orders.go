@@ -30,60 +30,33 @@ func qtyValue(s string, def int64) (int64, error) {
 // pageParam reads ?page=N leniently: a bad or missing value is page 1.
 func pageParam(c echo.Context) int {
 	p, err := strconv.Atoi(c.QueryParam("page"))
-	if err != nil || p < 1 {
+	if err != nil || p < 1 || p > 1_000_000 {
 		return 1
 	}
 	return p
 }
 
-// purchase creates an order for one goods and sends the shopper to Alipay's cashier.
-func (h *Handler) purchase(c echo.Context) error {
-	id, err := idParam(c, "id")
-	if err != nil {
-		return err
-	}
-	u, err := requireUser(c, "/goods/"+strconv.FormatInt(id, 10))
-	if answered(c) || err != nil {
-		return err
-	}
-	qty, err := qtyValue(c.FormValue("qty"), 1)
-	if err != nil {
-		return err
-	}
-	ctx := c.Request().Context()
-	now := h.now()
-	o, _, err := h.st.CreateOrder(ctx, store.NewOrder{
-		OutTradeNo: payment.NewOutTradeNo(now), UserID: u.ID,
-		Lines: []store.Line{{GoodsID: id, Qty: qty}}, TTL: h.cfg.OrderTTL, ReconcileAt: h.pay.ReconcileAt(now),
-	})
-	if err != nil {
-		return err
-	}
-	url, err := h.pay.PayURL(o)
-	return h.toCashier(c, o, url, err)
-}
-
-// toCashier answers 303 to the signed gateway URL u for o.
-func (h *Handler) toCashier(c echo.Context, o store.Order, u string, err error) error {
-	if err != nil {
-		return err
-	}
-	h.log.InfoContext(c.Request().Context(), "sent to cashier", "out_trade_no", o.OutTradeNo, "amount", o.Total.String())
-	return c.Redirect(http.StatusSeeOther, u)
-}
-
+// orders is 我的订单, one tab at a time (全部 / 待付款 / 待发货 / 已发货 / 退款 / 已关闭).
 func (h *Handler) orders(c echo.Context) error {
-	u, err := requireUser(c, "/orders")
+	u, err := requireUser(c, c.Request().URL.RequestURI())
 	if answered(c) || err != nil {
 		return err
+	}
+	tab := c.QueryParam("tab")
+	if !store.ValidTab(tab) {
+		tab = store.TabAll
 	}
 	page := pageParam(c)
-	os, more, err := h.st.ListOrders(c.Request().Context(), u.ID, perPage, (page-1)*perPage)
+	os, more, err := h.st.ListOrders(c.Request().Context(), u.ID, tab, perPage, (page-1)*perPage)
 	if err != nil {
 		return err
 	}
+	pager := views.Pager{Page: page, More: more, Path: "/orders"}
+	if tab != "" {
+		pager.Query = "tab=" + tab
+	}
 	return render(c, http.StatusOK, views.Orders(views.OrdersPage{Layout: h.layout(c, "我的订单"), Orders: os,
-		Now: h.now(), Pager: views.Pager{Page: page, More: more, Path: "/orders"}}))
+		Now: h.now(), Tab: tab, Pager: pager}))
 }
 
 // ownOrder loads the logged-in shopper's order named in the path; another shopper's
@@ -131,7 +104,7 @@ func (h *Handler) renderOrder(c echo.Context, o store.Order, result bool) error 
 }
 
 // payAgain sends an unpaid, unexpired order back to the cashier: same out_trade_no,
-// same amount, a fresh signature.
+// same amount, a fresh signature, for the device asking (page or WAP pay).
 func (h *Handler) payAgain(c echo.Context) error {
 	o, err := h.ownOrder(c)
 	if answered(c) || err != nil {
@@ -146,8 +119,20 @@ func (h *Handler) payAgain(c echo.Context) error {
 		}
 		return inOrder(conflict("订单"+views.StatusText(o.Status)+"，不能再付款。"), o.OutTradeNo)
 	}
-	url, err := h.pay.PayAgainURL(c.Request().Context(), o)
+	url, err := h.pay.PayAgainURL(c.Request().Context(), o, product(c))
 	return inOrder(h.toCashier(c, o, url, err), o.OutTradeNo)
+}
+
+// cancelForm asks before cancelling (取消订单 is a page, not a script's confirm box).
+func (h *Handler) cancelForm(c echo.Context) error {
+	o, err := h.ownOrder(c)
+	if answered(c) || err != nil {
+		return err
+	}
+	if o.Status != store.StatusUnpaid {
+		return inOrder(conflict("订单"+views.StatusText(o.Status)+"，不能取消。"), o.OutTradeNo)
+	}
+	return render(c, http.StatusOK, views.CancelConfirm(views.OrderPage{Layout: h.layout(c, "取消订单"), Order: o}))
 }
 
 func (h *Handler) cancel(c echo.Context) error {
@@ -174,6 +159,22 @@ func (h *Handler) cancel(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/orders/"+o.OutTradeNo)
 }
 
+// receive is 确认收货 on a shipped order.
+func (h *Handler) receive(c echo.Context) error {
+	o, err := h.ownOrder(c)
+	if answered(c) || err != nil {
+		return err
+	}
+	err = h.st.ConfirmReceived(c.Request().Context(), o.UserID, o.OutTradeNo)
+	if errors.Is(err, store.ErrNotShipped) {
+		return inOrder(conflict("订单尚未发货，或已确认收货。"), o.OutTradeNo)
+	} else if err != nil {
+		return err
+	}
+	h.flash(c, "已确认收货，感谢您的购买。")
+	return c.Redirect(http.StatusSeeOther, "/orders/"+o.OutTradeNo)
+}
+
 func (h *Handler) purchases(c echo.Context) error {
 	u, err := requireUser(c, "/purchases")
 	if answered(c) || err != nil {
@@ -186,4 +187,12 @@ func (h *Handler) purchases(c echo.Context) error {
 	}
 	return render(c, http.StatusOK, views.Purchases(views.PurchasesPage{Layout: h.layout(c, "已购商品"), Purchases: ps,
 		Pager: views.Pager{Page: page, More: more, Path: "/purchases"}}))
+}
+
+// account is 我的: the shopper's own pages, one tap from the nav.
+func (h *Handler) account(c echo.Context) error {
+	if _, err := requireUser(c, "/account"); answered(c) || err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, views.Account(views.AccountPage{Layout: h.layout(c, "我的")}))
 }

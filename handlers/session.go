@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/gorilla/securecookie"
@@ -184,6 +185,8 @@ func (h *Handler) layout(c echo.Context, title string) views.Layout {
 	if u, ok := currentUser(c); ok {
 		l.Email = u.Email
 	}
+	l.CartCount = h.cartCount(c)
+	l.Nav = navFor(c.Path())
 	if s, ok := c.Get("session").(*sessions.Session); ok && len(s.Values) > 0 {
 		if fs := s.Flashes(); len(fs) > 0 {
 			if msg, ok := fs[0].(string); ok {
@@ -197,6 +200,19 @@ func (h *Handler) layout(c echo.Context, title string) views.Layout {
 	return l
 }
 
+// navFor is the bottom tab lit for a route.
+func navFor(path string) string {
+	switch {
+	case path == "/" || hasPathPrefix(path, "/goods"):
+		return views.NavHome
+	case hasPathPrefix(path, "/cart"), hasPathPrefix(path, "/checkout"):
+		return views.NavCart
+	case hasPathPrefix(path, "/orders"), hasPathPrefix(path, "/purchases"), path == "/show_msg":
+		return views.NavOrders
+	}
+	return views.NavMe
+}
+
 // hasPathPrefix reports whether path is prefix or below it ("/cart", "/cart/x", "/cart?y").
 func hasPathPrefix(path, prefix string) bool {
 	if !strings.HasPrefix(path, prefix) {
@@ -204,6 +220,18 @@ func hasPathPrefix(path, prefix string) bool {
 	}
 	rest := path[len(prefix):]
 	return rest == "" || rest[0] == '/' || rest[0] == '?'
+}
+
+// withParam adds k=v to the local path p's query.
+func withParam(p, k string, v int64) string {
+	u, err := url.Parse(p)
+	if err != nil {
+		return p
+	}
+	q := u.Query()
+	q.Set(k, strconv.FormatInt(v, 10))
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // safeNext keeps next only if it is a path on this site: no scheme, no host, no

@@ -20,6 +20,7 @@ import (
 // it; tests may put the real client in front of the emulator or a fake server.
 type Gateway interface {
 	TradePagePay(p alipay.TradePagePay) (*url.URL, error)
+	TradeWapPay(p alipay.TradeWapPay) (*url.URL, error)
 	TradeQuery(ctx context.Context, p alipay.TradeQuery) (*alipay.TradeQueryRsp, error)
 	TradeClose(ctx context.Context, p alipay.TradeClose) (*alipay.TradeCloseRsp, error)
 }

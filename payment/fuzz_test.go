@@ -124,7 +124,7 @@ func newFuzzShop(tb testing.TB) *fuzzShop {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	g, err := st.AddGoods(ctx, store.Goods{Name: "小米手环", Price: money.Fen(19900)})
+	g, err := st.AddGoods(ctx, store.Goods{Name: "小米手环", Price: money.Fen(19900), Virtual: true})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -83,32 +83,45 @@ func NewOutTradeNo(now time.Time) string {
 // ReconcileAt is when to first ask Alipay about an order sent to the cashier at now.
 func (s *Service) ReconcileAt(now time.Time) time.Time { return now.Add(s.cfg.ReconcileAfter) }
 
-// PayAgainURL signs a fresh page-pay request for an existing unpaid order (same
-// out_trade_no, same amount) and restarts its reconciliation schedule.
-func (s *Service) PayAgainURL(ctx context.Context, o store.Order) (string, error) {
+// Products: how the shopper pays at Alipay.
+const (
+	PagePay = "page" // alipay.trade.page.pay, the computer cashier (FAST_INSTANT_TRADE_PAY)
+	WapPay  = "wap"  // alipay.trade.wap.pay, the phone cashier (QUICK_WAP_WAY)
+)
+
+// PayAgainURL signs a fresh pay request for an existing unpaid order (same out_trade_no,
+// same amount), for the device asking, and restarts its reconciliation schedule.
+func (s *Service) PayAgainURL(ctx context.Context, o store.Order, product string) (string, error) {
 	now := s.now()
 	if err := s.st.MarkSentToCashier(ctx, o.ID, now, s.ReconcileAt(now)); err != nil {
 		return "", err
 	}
-	return s.PayURL(o)
+	return s.PayURL(o, product)
 }
 
-// PayURL signs a page-pay request for o, just created (CreateOrder already scheduled
-// its reconciliation). Signing is the one RSA operation of a purchase.
-func (s *Service) PayURL(o store.Order) (string, error) {
-	var p alipay.TradePagePay
-	p.NotifyURL = s.cfg.PublicURL + "/check_order"
-	p.ReturnURL = s.cfg.PublicURL + "/show_msg"
-	p.Subject = o.Subject
-	p.OutTradeNo = o.OutTradeNo
-	p.TotalAmount = o.Total.String()
-	p.ProductCode = "FAST_INSTANT_TRADE_PAY"
-	// Alipay's time_expire has second precision: round down so Alipay never accepts a
-	// payment after the shop considers the order expired.
-	p.TimeExpire = shanghai.Format(o.ExpiresAt.Truncate(time.Second))
-	u, err := s.gw.TradePagePay(p)
+// PayURL signs a pay request for o, just created (CreateOrder already scheduled its
+// reconciliation): page pay for a computer, WAP pay for a phone. Signing is the one RSA
+// operation of a purchase.
+func (s *Service) PayURL(o store.Order, product string) (string, error) {
+	trade := alipay.Trade{
+		NotifyURL: s.cfg.PublicURL + "/check_order", ReturnURL: s.cfg.PublicURL + "/show_msg",
+		Subject: o.Subject, OutTradeNo: o.OutTradeNo, TotalAmount: o.Total.String(),
+	}
+	// Alipay's time_expire has second (page) or minute (WAP) precision: round down, so
+	// Alipay never accepts a payment after the shop considers the order expired.
+	var u *url.URL
+	var err error
+	if product == WapPay {
+		trade.ProductCode = "QUICK_WAP_WAY"
+		u, err = s.gw.TradeWapPay(alipay.TradeWapPay{Trade: trade, QuitURL: s.cfg.PublicURL + "/orders/" + o.OutTradeNo,
+			TimeExpire: o.ExpiresAt.In(shanghai.Location()).Truncate(time.Minute).Format("2006-01-02 15:04")})
+	} else {
+		trade.ProductCode = "FAST_INSTANT_TRADE_PAY"
+		trade.TimeExpire = shanghai.Format(o.ExpiresAt.Truncate(time.Second))
+		u, err = s.gw.TradePagePay(alipay.TradePagePay{Trade: trade})
+	}
 	if err != nil {
-		return "", fmt.Errorf("signing page pay: %w", err)
+		return "", fmt.Errorf("signing pay request: %w", err)
 	}
 	return u.String(), nil
 }

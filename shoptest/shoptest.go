@@ -203,10 +203,16 @@ func New(t testing.TB, o Options) *Shop {
 	return s
 }
 
-// Demo adds goods priced price (fen) with optional stock and returns its id.
+// Demo adds physical goods priced price (fen) with optional stock and returns its id.
 func (s *Shop) Demo(t testing.TB, name string, price money.Fen, stock *int64) int64 {
 	t.Helper()
-	g, err := s.Store.AddGoods(context.Background(), store.Goods{Name: name, Price: price, Stock: stock})
+	return s.AddGoods(t, store.Goods{Name: name, Price: price, Stock: stock})
+}
+
+// AddGoods adds g and returns its id.
+func (s *Shop) AddGoods(t testing.TB, g store.Goods) int64 {
+	t.Helper()
+	g, err := s.Store.AddGoods(context.Background(), g)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,12 +396,36 @@ func (b *Browser) PostRaw(t testing.TB, path string, form url.Values) Response {
 	return b.do(t, req)
 }
 
-// Signup creates and logs in a shopper.
+// Signup creates and logs in a shopper who has a default delivery address (as a shopper
+// who bought before does), so /purchase goes straight to the cashier.
 func (b *Browser) Signup(t testing.TB, email string) {
+	t.Helper()
+	b.SignupNoAddress(t, email)
+	b.AddAddress(t, TestAddress)
+}
+
+// SignupNoAddress creates and logs in a shopper with an empty address book.
+func (b *Browser) SignupNoAddress(t testing.TB, email string) {
 	t.Helper()
 	r := b.Post(t, "/signup", url.Values{"email": {email}, "password": {"correct horse battery"}})
 	if r.Status != http.StatusSeeOther {
 		t.Fatalf("signup %s: %d %s", email, r.Status, r.Body)
+	}
+}
+
+// TestAddress is a valid delivery address form.
+var TestAddress = url.Values{"name": {"张三"}, "phone": {"13800138000"}, "region": {"浙江省 杭州市 西湖区"},
+	"detail": {"文三路 100 号 1 幢 101 室"}}
+
+// AddAddress adds an address to the logged-in shopper's book.
+func (b *Browser) AddAddress(t testing.TB, form url.Values) {
+	t.Helper()
+	f := url.Values{}
+	for k, v := range form {
+		f[k] = append([]string(nil), v...)
+	}
+	if r := b.Post(t, "/addresses", f); r.Status != http.StatusSeeOther {
+		t.Fatalf("add address: %d %.300s", r.Status, r.Body)
 	}
 }
 

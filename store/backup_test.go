@@ -25,7 +25,7 @@ func TestBackupUnderWriteLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, _ := st.AddGoods(ctx, store.Goods{Name: "g", Price: 100})
+	g, _ := st.AddGoods(ctx, store.Goods{Name: "g", Price: 100, Virtual: true})
 	sid, err := st.StartSession(ctx, u.ID)
 	if err != nil {
 		t.Fatal(err)

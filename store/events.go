@@ -108,11 +108,14 @@ func (s *Store) ApplyPaid(ctx context.Context, ev Event, p Payment) (Event, erro
 			ev.Reason = "total_amount " + p.Amount.String() + " != order amount " + o.Total.String()
 			return s.insertEvent(ctx, tx, &ev)
 		}
+		// An order of virtual goods only needs no delivery: paid is received.
 		res, err := tx.ExecContext(ctx,
 			`UPDATE orders SET status = 'paid', trade_no = ?, buyer_id = ?, buyer_logon_id = ?, paid_at = ?,
-			        reconcile_at = NULL
+			        reconcile_at = NULL,
+			        fulfilment = CASE WHEN needs_shipping THEN 'unshipped' ELSE 'received' END,
+			        received_at = CASE WHEN needs_shipping THEN NULL ELSE ? END
 			 WHERE id = ? AND status = 'unpaid'`,
-			p.TradeNo, p.BuyerID, p.BuyerLogonID, At(p.PaidAt), o.ID)
+			p.TradeNo, p.BuyerID, p.BuyerLogonID, At(p.PaidAt), At(p.PaidAt), o.ID)
 		if err != nil {
 			return err
 		}
@@ -172,7 +175,7 @@ func (s *Store) ApplyClosed(ctx context.Context, ev Event, status string) (Event
 		return s.insertEvent(ctx, tx, &ev)
 	})
 	if err == nil && ev.Verdict == VerdictApplied {
-		s.goodsChanged() // stock was released
+		s.goodsChanged(ctx) // stock was released
 	}
 	return ev, err
 }

@@ -2,20 +2,17 @@ package store
 
 import (
 	"context"
+	"sort"
+	"strings"
+	"sync"
 	"time"
 
 	"storefront/money"
 )
 
 // goodsCacheTTL bounds how stale the cached goods list can be after a change made by
-// another process (an operator tool on the same database file).
+// another process that could not tell this one (see Store.changed).
 const goodsCacheTTL = time.Second
-
-type goodsSnapshot struct {
-	goods []Goods
-	gen   uint64
-	at    time.Time
-}
 
 // Goods is something the shop sells.
 type Goods struct {
@@ -26,62 +23,212 @@ type Goods struct {
 	Image       string    `db:"image"`
 	Stock       *int64    `db:"stock"` // nil = unlimited
 	Active      bool      `db:"active"`
+	Category    string    `db:"category"`
+	Virtual     bool      `db:"virtual"` // needs no delivery address
 	CreatedAt   Time      `db:"created_at"`
 }
+
+// LowStock is the stock at or below which the shop says 仅剩 N 件.
+const LowStock = 10
 
 // InStock reports whether at least qty can be sold.
 func (g Goods) InStock(qty int64) bool { return g.Stock == nil || *g.Stock >= qty }
 
-const goodsColumns = `id, name, description, price_fen, image, stock, active, created_at`
+// Low reports whether the remaining stock is worth telling the shopper about.
+func (g Goods) Low() bool { return g.Stock != nil && *g.Stock > 0 && *g.Stock <= LowStock }
+
+const goodsColumns = `id, name, description, price_fen, image, stock, active, category, virtual, created_at`
+
+// goodsSnapshot is the catalogue on sale as read at one moment, with what listing and
+// searching it need, computed once per snapshot.
+type goodsSnapshot struct {
+	goods []Goods
+	gen   uint64
+	at    time.Time
+	// lower-cased name and description per goods, for case-insensitive search.
+	text       []string
+	categories []string // in order of first appearance
+	mu         sync.Mutex
+	orders     map[catalogueKey][]int // indexes into goods, per category and sort
+}
+
+type catalogueKey struct{ category, sort string }
 
 // ListGoods returns the goods on sale, by id. The slice is shared between callers:
 // read it, never modify it.
 func (s *Store) ListGoods(ctx context.Context) ([]Goods, error) {
-	gen := s.goodsGen.Load()
-	if snap := s.goodsSnap.Load(); snap != nil && snap.gen == gen && time.Since(snap.at) < goodsCacheTTL {
-		return snap.goods, nil
-	}
-	var gs []Goods
-	err := s.db.SelectContext(ctx, &gs, `SELECT `+goodsColumns+` FROM goods WHERE active = 1 ORDER BY id`)
+	snap, err := s.goodsSnapshot(ctx)
 	if err != nil {
 		return nil, err
 	}
-	s.goodsSnap.Store(&goodsSnapshot{goods: gs, gen: gen, at: time.Now()})
-	return gs, nil
+	return snap.goods, nil
+}
+
+func (s *Store) goodsSnapshot(ctx context.Context) (*goodsSnapshot, error) {
+	gen := s.goodsGen.Load()
+	if snap := s.goodsSnap.Load(); snap != nil && snap.gen == gen && time.Since(snap.at) < s.goodsTTL {
+		return snap, nil
+	}
+	var gs []Goods
+	err := s.db.SelectContext(ctx, &gs, `SELECT `+goodsColumns+` FROM goods WHERE active ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	snap := &goodsSnapshot{goods: gs, gen: gen, at: time.Now(), text: make([]string, len(gs)),
+		orders: map[catalogueKey][]int{}}
+	seen := map[string]bool{}
+	for i, g := range gs {
+		snap.text[i] = strings.ToLower(g.Name + "\n" + g.Description)
+		if g.Category != "" && !seen[g.Category] {
+			seen[g.Category] = true
+			snap.categories = append(snap.categories, g.Category)
+		}
+	}
+	s.goodsSnap.Store(snap)
+	return snap, nil
+}
+
+// Catalogue sorts.
+const (
+	SortDefault   = ""           // as the shop lists them (by id)
+	SortPrice     = "price"      // cheapest first
+	SortPriceDesc = "price_desc" // dearest first
+	SortNew       = "new"        // newest first
+)
+
+// CatalogueQuery asks for one page of the goods on sale.
+type CatalogueQuery struct {
+	Category string // "" = every category
+	Q        string // search in name and description; "" = no search
+	Sort     string
+	Page     int // from 1
+	PerPage  int
+}
+
+// CataloguePage is one page of goods and what the page around it needs.
+type CataloguePage struct {
+	Goods      []Goods
+	Total      int      // goods matching, on every page
+	Categories []string // every category on sale
+	// Key identifies the snapshot and query the page was cut from: equal keys, equal
+	// pages (so a rendered page can be reused).
+	Key any
+}
+
+// maxSearch bounds a search string (runes).
+const maxSearch = 50
+
+// Catalogue returns one page of goods on sale. Search is a case-insensitive substring
+// match over name and description of the in-memory catalogue: it finds two-character
+// Chinese words such as 耳机 (which a trigram index cannot), costs tens of microseconds
+// at thousands of goods, and needs no engine-specific SQL.
+func (s *Store) Catalogue(ctx context.Context, q CatalogueQuery) (CataloguePage, error) {
+	snap, err := s.goodsSnapshot(ctx)
+	if err != nil {
+		return CataloguePage{}, err
+	}
+	if q.PerPage <= 0 {
+		q.PerPage = 20
+	}
+	if q.Page < 1 {
+		q.Page = 1
+	}
+	if r := []rune(strings.TrimSpace(q.Q)); len(r) > maxSearch {
+		q.Q = string(r[:maxSearch])
+	}
+	q.Q = strings.ToLower(strings.TrimSpace(q.Q))
+	idx := snap.ordered(q.Category, q.Sort)
+	if q.Q != "" {
+		found := make([]int, 0, 64)
+		for _, i := range idx {
+			if strings.Contains(snap.text[i], q.Q) {
+				found = append(found, i)
+			}
+		}
+		idx = found
+	}
+	p := CataloguePage{Total: len(idx), Categories: snap.categories}
+	from := (q.Page - 1) * q.PerPage
+	for i := from; i < len(idx) && i < from+q.PerPage; i++ {
+		p.Goods = append(p.Goods, snap.goods[idx[i]])
+	}
+	if q.Q == "" {
+		p.Key = pageKey{snap: snap, category: q.Category, sort: q.Sort, page: q.Page, per: q.PerPage}
+	}
+	return p, nil
+}
+
+type pageKey struct {
+	snap           *goodsSnapshot
+	category, sort string
+	page, per      int
+}
+
+// ordered returns the indexes of the goods in category (all if ""), in sort order.
+func (snap *goodsSnapshot) ordered(category, by string) []int {
+	switch by {
+	case SortPrice, SortPriceDesc, SortNew:
+	default:
+		by = SortDefault
+	}
+	k := catalogueKey{category, by}
+	snap.mu.Lock()
+	defer snap.mu.Unlock()
+	if idx, ok := snap.orders[k]; ok {
+		return idx
+	}
+	idx := make([]int, 0, len(snap.goods))
+	for i, g := range snap.goods {
+		if category == "" || g.Category == category {
+			idx = append(idx, i)
+		}
+	}
+	gs := snap.goods
+	switch by {
+	case SortPrice:
+		sort.SliceStable(idx, func(a, b int) bool { return gs[idx[a]].Price < gs[idx[b]].Price })
+	case SortPriceDesc:
+		sort.SliceStable(idx, func(a, b int) bool { return gs[idx[a]].Price > gs[idx[b]].Price })
+	case SortNew:
+		sort.SliceStable(idx, func(a, b int) bool { return gs[idx[a]].ID > gs[idx[b]].ID })
+	}
+	snap.orders[k] = idx
+	return idx
 }
 
 // GoodsByID returns one goods on sale; ErrNotFound if unknown or withdrawn.
 func (s *Store) GoodsByID(ctx context.Context, id int64) (Goods, error) {
 	var g Goods
-	err := s.db.GetContext(ctx, &g, `SELECT `+goodsColumns+` FROM goods WHERE id = ? AND active = 1`, id)
+	err := s.db.GetContext(ctx, &g, `SELECT `+goodsColumns+` FROM goods WHERE id = ? AND active`, id)
 	return g, notFound(err)
 }
 
-// AddGoods inserts goods (used for seeding and by tests) and returns it with its id.
+// AddGoods inserts goods on sale (used for seeding and by tests) and returns it with its id.
 func (s *Store) AddGoods(ctx context.Context, g Goods) (Goods, error) {
 	g.CreatedAt = At(s.now())
 	g.Active = true
 	err := s.wdb.GetContext(ctx, &g.ID,
-		`INSERT INTO goods (name, description, price_fen, image, stock, active, created_at) VALUES (?, ?, ?, ?, ?, 1, ?) RETURNING id`,
-		g.Name, g.Description, g.Price, g.Image, g.Stock, g.CreatedAt)
+		`INSERT INTO goods (name, description, price_fen, image, stock, active, category, virtual, created_at)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		g.Name, g.Description, g.Price, g.Image, g.Stock, true, g.Category, g.Virtual, g.CreatedAt)
 	if err != nil {
 		return Goods{}, err
 	}
-	s.goodsChanged()
+	s.goodsChanged(ctx)
 	return g, nil
 }
 
-// UpdateGoods changes price, stock or availability (operator actions and tests).
+// UpdateGoods changes price, stock or availability (tests; operators use SaveGoods).
 func (s *Store) UpdateGoods(ctx context.Context, id int64, price money.Fen, stock *int64, active bool) error {
 	res, err := s.wdb.ExecContext(ctx, `UPDATE goods SET price_fen = ?, stock = ?, active = ? WHERE id = ?`,
 		price, stock, active, id)
 	if err != nil {
 		return err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if affected(res) == 0 {
 		return ErrNotFound
 	}
-	s.goodsChanged()
+	s.goodsChanged(ctx)
 	return nil
 }
 
@@ -98,4 +245,22 @@ func (s *Store) SeedGoods(ctx context.Context, gs []Goods) (int, error) {
 		}
 	}
 	return len(gs), nil
+}
+
+// GoodsOnSale returns those of ids that are on sale, by id, from the cached catalogue
+// (a visitor's cart, kept in the session, is read this way without a query).
+func (s *Store) GoodsOnSale(ctx context.Context, ids []int64) (map[int64]Goods, error) {
+	snap, err := s.goodsSnapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]Goods, len(ids))
+	for _, id := range ids {
+		// The snapshot is in id order.
+		i := sort.Search(len(snap.goods), func(i int) bool { return snap.goods[i].ID >= id })
+		if i < len(snap.goods) && snap.goods[i].ID == id {
+			out[id] = snap.goods[i]
+		}
+	}
+	return out, nil
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 	"unicode/utf8"
@@ -16,6 +17,13 @@ const (
 	StatusClosed    = "closed"
 	StatusCancelled = "cancelled"
 	StatusRefunded  = "refunded"
+)
+
+// Fulfilment states, beside the payment status of a paid order.
+const (
+	Unshipped = "unshipped" // 待发货
+	Shipped   = "shipped"   // 已发货
+	Received  = "received"  // 已收货
 )
 
 // Order is one purchase: its own amount and, in OrderItem, its own item snapshot.
@@ -37,6 +45,17 @@ type Order struct {
 	CashierAt      Time      `db:"cashier_at"`
 	ReconcileAt    Time      `db:"reconcile_at"`
 	ReconcileTries int       `db:"reconcile_tries"`
+	// Fulfilment, and the address snapshot (empty for an order of virtual goods only).
+	NeedsShipping bool   `db:"needs_shipping"`
+	ShipName      string `db:"ship_name"`
+	ShipPhone     string `db:"ship_phone"`
+	ShipRegion    string `db:"ship_region"`
+	ShipDetail    string `db:"ship_detail"`
+	Fulfilment    string `db:"fulfilment"`
+	Carrier       string `db:"carrier"`
+	TrackingNo    string `db:"tracking_no"`
+	ShippedAt     Time   `db:"shipped_at"`
+	ReceivedAt    Time   `db:"received_at"`
 }
 
 // Payable reports whether the shopper may (still) pay the order at now.
@@ -70,6 +89,12 @@ type NewOrder struct {
 	// ReconcileAt schedules the first alipay.trade.query in case no notify comes: the
 	// order goes to the cashier right after it is created, so it is set in the same write.
 	ReconcileAt time.Time
+	// AddressID is the shopper's address to ship to; 0 = their default. Orders of
+	// virtual goods only need none.
+	AddressID int64
+	// Expect is the total the shopper saw when confirming (0 = not given): if prices
+	// moved since, nothing is created and the answer is ErrPriceChanged.
+	Expect money.Fen
 }
 
 // GoodsError names the goods a line failed on (out of stock, withdrawn).
@@ -82,7 +107,8 @@ func (e *GoodsError) Error() string { return fmt.Sprintf("%s: %v", e.Name, e.Err
 func (e *GoodsError) Unwrap() error { return e.Err }
 
 const orderColumns = `id, out_trade_no, user_id, subject, total_fen, status, trade_no, buyer_id, buyer_logon_id,
-	refunded_fen, created_at, expires_at, paid_at, closed_at, cashier_at, reconcile_at, reconcile_tries`
+	refunded_fen, created_at, expires_at, paid_at, closed_at, cashier_at, reconcile_at, reconcile_tries,
+	needs_shipping, ship_name, ship_phone, ship_region, ship_detail, fulfilment, carrier, tracking_no, shipped_at, received_at`
 
 // CreateOrder stores an order with its items, reserving stock, in one transaction.
 func (s *Store) CreateOrder(ctx context.Context, n NewOrder) (Order, []OrderItem, error) {
@@ -94,7 +120,7 @@ func (s *Store) CreateOrder(ctx context.Context, n NewOrder) (Order, []OrderItem
 		return err
 	})
 	if err == nil && reserved {
-		s.goodsChanged() // the goods page shows stock
+		s.goodsChanged(ctx) // the goods page shows stock
 	}
 	return o, items, err
 }
@@ -108,7 +134,7 @@ func (s *Store) createOrderTx(ctx context.Context, tx txn, n NewOrder) (Order, [
 	now := s.now()
 	items := make([]OrderItem, 0, len(n.Lines))
 	var total money.Fen
-	var reserved bool
+	var reserved, needsShipping bool
 	for _, l := range n.Lines {
 		if l.Qty < 1 || l.Qty > 99 {
 			return Order{}, nil, false, ErrBadQuantity
@@ -137,19 +163,34 @@ func (s *Store) createOrderTx(ctx context.Context, tx txn, n NewOrder) (Order, [
 		items = append(items, OrderItem{GoodsID: g.ID, Name: g.Name, UnitFen: g.Price, Qty: l.Qty,
 			Subtotal: g.Price * money.Fen(l.Qty)})
 		total += g.Price * money.Fen(l.Qty)
+		needsShipping = needsShipping || !g.Virtual
 	}
 	if total > money.MaxAlipay {
 		return Order{}, nil, false, ErrAmountTooBig
 	}
+	if n.Expect > 0 && total != n.Expect {
+		return Order{}, nil, false, ErrPriceChanged // the caller rolls the stock reservation back
+	}
 	o := Order{
 		OutTradeNo: n.OutTradeNo, UserID: n.UserID, Subject: subject(items),
 		Total: total, Status: StatusUnpaid, CreatedAt: At(now), ExpiresAt: At(now.Add(n.TTL)),
-		CashierAt: At(now), ReconcileAt: At(n.ReconcileAt),
+		CashierAt: At(now), ReconcileAt: At(n.ReconcileAt), NeedsShipping: needsShipping, Fulfilment: Unshipped,
+	}
+	if needsShipping {
+		a, err := addressFor(ctx, tx, n.UserID, n.AddressID)
+		if err == ErrNotFound {
+			return Order{}, nil, false, ErrNoSuchAddress
+		} else if err != nil {
+			return Order{}, nil, false, err
+		}
+		o.ShipName, o.ShipPhone, o.ShipRegion, o.ShipDetail = a.Name, a.Phone, a.Region, a.Detail
 	}
 	err := tx.GetContext(ctx, &o.ID,
-		`INSERT INTO orders (out_trade_no, user_id, subject, total_fen, status, created_at, expires_at, cashier_at, reconcile_at)
-		 VALUES (?, ?, ?, ?, 'unpaid', ?, ?, ?, ?) RETURNING id`,
-		o.OutTradeNo, o.UserID, o.Subject, o.Total, o.CreatedAt, o.ExpiresAt, o.CashierAt, o.ReconcileAt)
+		`INSERT INTO orders (out_trade_no, user_id, subject, total_fen, status, created_at, expires_at, cashier_at, reconcile_at,
+		                     needs_shipping, ship_name, ship_phone, ship_region, ship_detail)
+		 VALUES (?, ?, ?, ?, 'unpaid', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		o.OutTradeNo, o.UserID, o.Subject, o.Total, o.CreatedAt, o.ExpiresAt, o.CashierAt, o.ReconcileAt,
+		o.NeedsShipping, o.ShipName, o.ShipPhone, o.ShipRegion, o.ShipDetail)
 	if err != nil {
 		return Order{}, nil, false, err
 	}
@@ -214,21 +255,98 @@ func (s *Store) OrderItems(ctx context.Context, orderID int64) ([]OrderItem, err
 	return items, err
 }
 
-// ListOrders returns one page of userID's orders, newest first, and whether more follow;
-// the orders carry the listed fields only (number, subject, amount, status, times).
-// It reads one row past the page instead of counting: a COUNT(*) over a shopper's
-// 10,000 orders cost more than the page itself.
-func (s *Store) ListOrders(ctx context.Context, userID int64, limit, offset int) ([]Order, bool, error) {
+// Order tabs of the shopper's 我的订单.
+const (
+	TabAll     = ""        // 全部
+	TabUnpaid  = "unpaid"  // 待付款
+	TabToShip  = "toship"  // 待发货: paid, not shipped yet
+	TabShipped = "shipped" // 已发货: paid and shipped (or received)
+	TabRefund  = "refund"  // 退款: refunded, wholly or in part
+	TabClosed  = "closed"  // 已关闭: expired or cancelled
+)
+
+// tabWhere is each tab's condition on orders.
+var tabWhere = map[string]string{
+	TabAll:     ``,
+	TabUnpaid:  ` AND status = 'unpaid'`,
+	TabToShip:  ` AND status = 'paid' AND fulfilment = 'unshipped'`,
+	TabShipped: ` AND status = 'paid' AND fulfilment IN ('shipped', 'received')`,
+	TabRefund:  ` AND (status = 'refunded' OR refunded_fen > 0)`,
+	TabClosed:  ` AND status IN ('closed', 'cancelled')`,
+}
+
+// ValidTab reports whether tab names one of the order tabs.
+func ValidTab(tab string) bool {
+	_, ok := tabWhere[tab]
+	return ok
+}
+
+// ListOrders returns one page of userID's orders in tab, newest first, and whether more
+// follow; the orders carry the listed fields only (number, subject, amounts, states,
+// times). It reads one row past the page instead of counting: a COUNT(*) over a
+// shopper's 10,000 orders cost more than the page itself.
+func (s *Store) ListOrders(ctx context.Context, userID int64, tab string, limit, offset int) ([]Order, bool, error) {
+	where, ok := tabWhere[tab]
+	if !ok {
+		return nil, false, ErrNotFound
+	}
 	var os []Order
 	// Only what the list shows: scanning every column of 21 rows was most of its cost.
 	err := s.db.SelectContext(ctx, &os,
-		`SELECT id, out_trade_no, user_id, subject, total_fen, status, created_at, expires_at
-		 FROM orders WHERE user_id = ? ORDER BY id DESC LIMIT ? OFFSET ?`,
+		`SELECT id, out_trade_no, user_id, subject, total_fen, status, refunded_fen, created_at, expires_at,
+		        needs_shipping, fulfilment
+		 FROM orders WHERE user_id = ?`+where+` ORDER BY id DESC LIMIT ? OFFSET ?`,
 		userID, limit+1, offset)
 	if len(os) > limit {
 		return os[:limit], true, err
 	}
 	return os, false, err
+}
+
+// LatestToPay returns the unpaid order userID last sent to the cashier: where a shopper
+// who left the cashier without paying is taken back to. ErrNotFound if none.
+func (s *Store) LatestToPay(ctx context.Context, userID int64) (string, error) {
+	var no string
+	err := s.db.GetContext(ctx, &no,
+		`SELECT out_trade_no FROM orders WHERE user_id = ? AND status = 'unpaid' ORDER BY cashier_at DESC, id DESC LIMIT 1`, userID)
+	return no, notFound(err)
+}
+
+// ErrNotShippable is Ship's answer for an order that is not paid and waiting to ship.
+var ErrNotShippable = errors.New("order is not paid and unshipped")
+
+// Ship records that order no left with carrier under trackingNo: only a paid order that
+// has not shipped yet.
+func (s *Store) Ship(ctx context.Context, no, carrier, trackingNo string) error {
+	res, err := s.wdb.ExecContext(ctx,
+		`UPDATE orders SET fulfilment = 'shipped', carrier = ?, tracking_no = ?, shipped_at = ?
+		 WHERE out_trade_no = ? AND status = 'paid' AND fulfilment = 'unshipped' AND needs_shipping`,
+		carrier, trackingNo, At(s.now()), no)
+	if err != nil {
+		return err
+	}
+	if affected(res) == 0 {
+		return ErrNotShippable
+	}
+	return nil
+}
+
+// ErrNotShipped is ConfirmReceived's answer for an order that isn't on its way.
+var ErrNotShipped = errors.New("order is not shipped")
+
+// ConfirmReceived records that userID received their shipped order no (确认收货).
+func (s *Store) ConfirmReceived(ctx context.Context, userID int64, no string) error {
+	res, err := s.wdb.ExecContext(ctx,
+		`UPDATE orders SET fulfilment = 'received', received_at = ?
+		 WHERE out_trade_no = ? AND user_id = ? AND status = 'paid' AND fulfilment = 'shipped'`,
+		At(s.now()), no, userID)
+	if err != nil {
+		return err
+	}
+	if affected(res) == 0 {
+		return ErrNotShipped
+	}
+	return nil
 }
 
 // Purchase is one paid line, for 已购商品.

@@ -51,6 +51,7 @@ type Store struct {
 	// re-read at least every goodsCacheTTL for writes by other processes.
 	goodsGen  atomic.Uint64
 	goodsSnap atomic.Pointer[goodsSnapshot]
+	goodsTTL  time.Duration
 
 	sessions sessionCache
 	junk     junkBuffer
@@ -109,7 +110,7 @@ func Open(path, schema string, now func() time.Time) (*Store, error) {
 	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
-	st := &Store{db: db{r}, wdb: wdb, dl: sqlite, now: now}
+	st := &Store{db: db{r}, wdb: wdb, dl: sqlite, now: now, goodsTTL: goodsCacheTTL}
 	if err := st.db.GetContext(context.Background(), &st.installation, `SELECT token FROM installation WHERE id = 1`); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("store: reading installation token: %w", err)
@@ -142,7 +143,12 @@ func (s *Store) IntegrityCheck(ctx context.Context) (string, error) {
 
 // goodsChanged drops the cached goods list; call it after the commit that changed goods,
 // so a reader can never cache what was there before it.
-func (s *Store) goodsChanged() { s.goodsGen.Add(1) }
+func (s *Store) goodsChanged(ctx context.Context) {
+	s.goodsGen.Add(1)
+	if s.changed != nil {
+		s.changed(ctx, changeGoods)
+	}
+}
 
 // inTx runs fn in a write transaction, committing if it returns nil.
 func (s *Store) inTx(ctx context.Context, fn func(tx txn) error) error {

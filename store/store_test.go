@@ -66,7 +66,7 @@ func TestApplyPaidOnceUnderConcurrency(t *testing.T) {
 	st := open(t, filepath.Join(t.TempDir(), "shop.db"))
 	ctx := context.Background()
 	u, _ := st.CreateUser(ctx, "a@example.com", "x")
-	g, _ := st.AddGoods(ctx, store.Goods{Name: "g", Price: 100})
+	g, _ := st.AddGoods(ctx, store.Goods{Name: "g", Price: 100, Virtual: true})
 	o, _, err := st.CreateOrder(ctx, store.NewOrder{OutTradeNo: "T1", UserID: u.ID, Lines: []store.Line{{GoodsID: g.ID, Qty: 1}}, TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +129,7 @@ func TestCommitFailureIsAnError(t *testing.T) {
 	st := open(t, path)
 	ctx := context.Background()
 	u, _ := st.CreateUser(ctx, "a@example.com", "x")
-	g, _ := st.AddGoods(ctx, store.Goods{Name: "g", Price: 100})
+	g, _ := st.AddGoods(ctx, store.Goods{Name: "g", Price: 100, Virtual: true})
 	if _, _, err := st.CreateOrder(ctx, store.NewOrder{OutTradeNo: "T1", UserID: u.ID, Lines: []store.Line{{GoodsID: g.ID, Qty: 1}}, TTL: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestGoodsListCacheFollowsWrites(t *testing.T) {
 	st := open(t, path)
 	ctx := context.Background()
 	stock := int64(5)
-	g, _ := st.AddGoods(ctx, store.Goods{Name: "g", Price: 100, Stock: &stock})
+	g, _ := st.AddGoods(ctx, store.Goods{Name: "g", Price: 100, Stock: &stock, Virtual: true})
 	first := func() store.Goods {
 		gs, err := st.ListGoods(ctx)
 		if err != nil || len(gs) != 1 {
