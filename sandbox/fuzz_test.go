@@ -170,7 +170,7 @@ func FuzzPagePayRules(f *testing.F) {
 		if err != nil {
 			return
 		}
-		in, gerr := validatePagePay(&gatewayRequest{Method: pagePayMethod,
+		in, gerr := validatePay(&gatewayRequest{Method: pagePayMethod,
 			Params: url.Values{"notify_url": {notify}, "return_url": {ret}}, Biz: biz})
 		if gerr != nil {
 			return
@@ -181,7 +181,7 @@ func FuzzPagePayRules(f *testing.F) {
 		if !validOutTradeNo(in.OutTradeNo) || !validSubject(in.Subject) {
 			t.Fatalf("accepted out_trade_no %q / subject %q", in.OutTradeNo, in.Subject)
 		}
-		_ = (&Emulator{cfg: Config{TimeScale: 1}}).expiresAt(time.Now(), in.TimeExpire, in.TimeoutExpress)
+		_ = (&Emulator{cfg: Config{TimeScale: 1}}).expiresAt(in.Method, time.Now(), in.TimeExpire, in.TimeoutExpress)
 	})
 }
 

@@ -174,6 +174,15 @@ func (h *harness) open(p alipay.TradePagePay) string {
 	return body
 }
 
+// scan is the buyer scanning the cashier (or logging in): the trade is created, unpaid.
+func (h *harness) scan(no string) {
+	h.t.Helper()
+	code, _, body := h.do("POST", h.srv.URL+"/sandbox/api/trades/"+no+"/scan", url.Values{})
+	if code != 200 {
+		h.t.Fatalf("scan %s: %d %s", no, code, body)
+	}
+}
+
 func (h *harness) apiPay(no string, query string) (int, string) {
 	code, _, body := h.do("POST", h.srv.URL+"/sandbox/api/trades/"+no+"/pay"+query, url.Values{})
 	return code, body
