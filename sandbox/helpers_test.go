@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"io"
 	"net/http"
@@ -202,18 +203,23 @@ type target struct {
 	srv    *httptest.Server
 	mu     sync.Mutex
 	reqs   []url.Values
+	raws   []string // bodies as received, before any decoding
 	ctypes []string
+	uas    []string
 	answer func(i int) (int, string)
 }
 
 func newTarget(t *testing.T, answer func(i int) (int, string)) *target {
 	tg := &target{answer: answer}
 	tg.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = r.ParseForm()
+		raw, _ := io.ReadAll(r.Body)
+		form, _ := url.ParseQuery(string(raw)) // Alipay's Content-Type defeats r.ParseForm's media-type parsing
 		tg.mu.Lock()
 		i := len(tg.reqs)
-		tg.reqs = append(tg.reqs, r.PostForm)
+		tg.reqs = append(tg.reqs, form)
+		tg.raws = append(tg.raws, string(raw))
 		tg.ctypes = append(tg.ctypes, r.Header.Get("Content-Type"))
+		tg.uas = append(tg.uas, r.Header.Get("User-Agent"))
 		tg.mu.Unlock()
 		code, body := tg.answer(i)
 		w.WriteHeader(code)
@@ -231,4 +237,23 @@ func (tg *target) requests() []url.Values {
 
 func always(code int, body string) func(int) (int, string) {
 	return func(int) (int, string) { return code, body }
+}
+
+// verifyAlipayRule checks a notify or return against Alipay's own rule (every field but
+// sign and sign_type, empty values dropped) with the emulator's public key.
+func verifyAlipayRule(v url.Values) error {
+	return verifyBytes(&emuKeys.key.PublicKey, []byte(notifySignContent(v)), v.Get("sign"))
+}
+
+// verifyV2Rule checks the V2 rule: only sign left out.
+func verifyV2Rule(v url.Values) error {
+	return verifyBytes(&emuKeys.key.PublicKey, []byte(v2SignContent(v)), v.Get("sign"))
+}
+
+func (h *harness) tradeJSON(no string) (int, map[string]any) {
+	h.t.Helper()
+	code, _, body := h.do("GET", h.srv.URL+"/sandbox/api/trades/"+no, nil)
+	var m map[string]any
+	_ = json.Unmarshal([]byte(body), &m)
+	return code, m
 }
