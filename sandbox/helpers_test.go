@@ -115,8 +115,13 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 // pointed at the emulator.
 func (h *harness) newClient(appID, privPEM string) *alipay.Client {
 	h.t.Helper()
+	return h.newClientOpts(appID, privPEM, 5*time.Second)
+}
+
+func (h *harness) newClientOpts(appID, privPEM string, timeout time.Duration) *alipay.Client {
+	h.t.Helper()
 	c, err := payment.NewClient(payment.ClientOptions{AppID: appID, AppPrivateKey: []byte(privPEM),
-		AlipayPublicKey: emuKeys.pubPKIX, Gateway: h.srv.URL + "/sandbox/gateway.do", Timeout: 5 * time.Second})
+		AlipayPublicKey: emuKeys.pubPKIX, Gateway: h.srv.URL + "/sandbox/gateway.do", Timeout: timeout})
 	if err != nil {
 		h.t.Fatal(err)
 	}
