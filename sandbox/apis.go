@@ -63,8 +63,9 @@ type voucherDetail struct {
 	OtherContribute    string `json:"other_contribute"`
 }
 
-// storeName is in paid query answers and refund answers, as for a merchant with a store.
-// It holds a "/" so that the escaped_slash fault always has something to escape.
+// storeName is in query and refund answers, as for a merchant with a store. It holds a
+// "/" so that the escaped_slash fault always has something to escape in them (close and
+// refund-query answers hold none and leave the fault pending).
 func (e *Emulator) storeName() string { return e.cfg.MerchantName + "/网站收银台" }
 
 func (e *Emulator) apiQuery(c *apiCall) ([]kv, *gwError) {
@@ -83,8 +84,7 @@ func (e *Emulator) apiQuery(c *apiCall) ([]kv, *gwError) {
 		receipt := formatFen(t.receiptFen())
 		f = append(f,
 			kv{"buyer_pay_amount", receipt}, kv{"point_amount", "0.00"}, kv{"invoice_amount", receipt},
-			kv{"send_pay_date", bjFormat(t.PaidAt.Int64)}, kv{"receipt_amount", receipt},
-			kv{"store_name", e.storeName()})
+			kv{"send_pay_date", bjFormat(t.PaidAt.Int64)}, kv{"receipt_amount", receipt})
 		bills := []fundBill{{"ALIPAYACCOUNT", receipt}}
 		if t.DiscountFen > 0 {
 			bills = append(bills, fundBill{"DISCOUNT", formatFen(t.DiscountFen)})
@@ -99,7 +99,8 @@ func (e *Emulator) apiQuery(c *apiCall) ([]kv, *gwError) {
 		f = append(f, kv{"buyer_pay_amount", "0.00"}, kv{"point_amount", "0.00"},
 			kv{"invoice_amount", "0.00"}, kv{"receipt_amount", "0.00"})
 	}
-	f = append(f, kv{"subject", t.Subject}, kv{"body", t.Body}, kv{"passback_params", t.PassbackParams})
+	f = append(f, kv{"store_name", e.storeName()}, kv{"subject", t.Subject}, kv{"body", t.Body},
+		kv{"passback_params", t.PassbackParams})
 	return f, nil
 }
 
