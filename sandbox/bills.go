@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 
@@ -86,11 +87,7 @@ func (e *Emulator) billRows(ctx context.Context, from, to int64) ([]billRow, err
 			orderFen: -t.RefundFen.Int64, receiptFen: -t.RefundFen.Int64, requestNo: t.RefundNo.String})
 	}
 	// Payments and refunds interleaved by completion time, as in Alipay's file.
-	for i := 1; i < len(rows); i++ {
-		for j := i; j > 0 && rows[j].at < rows[j-1].at; j-- {
-			rows[j], rows[j-1] = rows[j-1], rows[j]
-		}
-	}
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].at < rows[j].at })
 	return rows, nil
 }
 
@@ -131,14 +128,10 @@ func (e *Emulator) buildBill(ctx context.Context, day time.Time) (detail, summar
 	var payReceipt, payMdisc, refReceipt, orderSum, receiptSum, mdiscSum int64
 	tab := func(s string) string { return s + "\t" }
 	for _, r := range rows {
-		reqNo := ""
-		if r.requestNo != "" {
-			reqNo = r.requestNo
-		}
 		csvLine(&d, tab(r.tradeNo), tab(r.outTradeNo), tab(r.kind), r.subject, bjFormat(r.created), bjFormat(r.done),
 			tab(""), tab(""), tab(""), tab(""), tab(billCounterpart),
 			signedYuan(r.orderFen), signedYuan(r.receiptFen), "0.00", "0.00", "0.00", signedYuan(r.mdiscFen),
-			signedYuan(r.voucherFen), r.voucherName, tab("0.00"), "0.00", tab(reqNo), "0.00", "0.00", r.body)
+			signedYuan(r.voucherFen), r.voucherName, tab("0.00"), "0.00", tab(r.requestNo), "0.00", "0.00", r.body)
 		if r.kind == "交易" {
 			nPay++
 			payReceipt += r.receiptFen
