@@ -24,7 +24,13 @@ func TestShopClientAgainstEmulator(t *testing.T) {
 		t.Error("cashier page has inline script or style")
 	}
 
+	// The cashier is open but the buyer has not acted: no trade at Alipay yet.
 	q, err := c.TradeQuery(ctx, alipay.TradeQuery{OutTradeNo: "T1"})
+	if err != nil || !q.IsFailure() || q.SubCode != "ACQ.TRADE_NOT_EXIST" {
+		t.Fatalf("query before the buyer acts: %+v %v", q, err)
+	}
+	h.scan("T1")
+	q, err = c.TradeQuery(ctx, alipay.TradeQuery{OutTradeNo: "T1"})
 	if err != nil || q.IsFailure() || q.TradeStatus != alipay.TradeStatusWaitBuyerPay || q.TotalAmount != "12.34" {
 		t.Fatalf("query unpaid: %+v %v", q, err)
 	}
@@ -55,7 +61,7 @@ func TestShopClientAgainstEmulator(t *testing.T) {
 		t.Fatalf("repeated refund not idempotent: %+v %v", rf, err)
 	}
 	rf, err = c.TradeRefund(ctx, alipay.TradeRefund{OutTradeNo: "T1", RefundAmount: "10.35", OutRequestNo: "R2"})
-	if err != nil || !rf.IsFailure() || rf.SubCode != "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL" {
+	if err != nil || !rf.IsFailure() || rf.SubCode != "ACQ.REASON_TRADE_REFUND_FEE_ERR" {
 		t.Fatalf("over-refund: %+v %v", rf, err)
 	}
 	rf, err = c.TradeRefund(ctx, alipay.TradeRefund{OutTradeNo: "T1", RefundAmount: "1.5", OutRequestNo: "R2"})
@@ -86,6 +92,11 @@ func TestShopClientAgainstEmulator(t *testing.T) {
 	}
 
 	h.open(trade("T2", "1.00"))
+	cl, err = c.TradeClose(ctx, alipay.TradeClose{OutTradeNo: "T2"})
+	if err != nil || !cl.IsFailure() || cl.SubCode != "ACQ.TRADE_NOT_EXIST" {
+		t.Fatalf("close before the buyer acts: %+v %v", cl, err)
+	}
+	h.scan("T2")
 	cl, err = c.TradeClose(ctx, alipay.TradeClose{OutTradeNo: "T2"})
 	if err != nil || cl.IsFailure() || cl.OutTradeNo != "T2" {
 		t.Fatalf("close unpaid: %+v %v", cl, err)

@@ -12,6 +12,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/simplifiedchinese"
 )
 
 // retryIntervals are Alipay's waits before attempts 2…8 (attempt 1 is immediate):
@@ -22,17 +25,6 @@ var retryIntervals = []time.Duration{
 }
 
 const maxAttempts = 8
-
-// Faults that can be injected into a trade's next delivery.
-const (
-	faultDrop        = "drop"
-	faultDuplicate   = "duplicate"
-	faultDelay       = "delay"
-	faultForge       = "forge"
-	faultWrongAmount = "wrong_amount"
-)
-
-var validFaults = map[string]bool{faultDrop: true, faultDuplicate: true, faultDelay: true, faultForge: true, faultWrongAmount: true}
 
 const maxRecordedBody = 1024
 
@@ -74,26 +66,6 @@ func collect(ch chan error) []error {
 	return out
 }
 
-// takeFault consumes the trade's pending fault: a fault applies to one delivery only.
-func (e *Emulator) takeFault(ctx context.Context, outTradeNo string) (string, error) {
-	tx, err := e.db.BeginTxx(ctx, nil)
-	if err != nil {
-		return "", err
-	}
-	defer tx.Rollback()
-	var f string
-	if err := tx.GetContext(ctx, &f, `SELECT next_fault FROM trades WHERE out_trade_no=?`, outTradeNo); err != nil {
-		return "", err
-	}
-	if f == "" {
-		return "", nil
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE trades SET next_fault='' WHERE out_trade_no=?`, outTradeNo); err != nil {
-		return "", err
-	}
-	return f, tx.Commit()
-}
-
 // attemptResult is one HTTP exchange (or its absence) with the shop.
 type attemptResult struct {
 	status int
@@ -103,15 +75,16 @@ type attemptResult struct {
 }
 
 func (e *Emulator) deliverOne(ctx context.Context, n notificationRow) error {
-	fault, err := e.takeFault(ctx, n.OutTradeNo)
+	faults, err := e.takeDeliveryFaults(ctx, n.OutTradeNo)
 	if err != nil {
 		return err
 	}
+	fault := faultNames(faults)
 	now := e.nowMs()
-	if fault == faultDelay {
+	if contains(faults, faultDelay) {
 		// Held back: not sent now, sent at the next step of the schedule; not counted.
 		next := now + e.scaled(retryIntervals[min(n.Attempts, len(retryIntervals)-1)]).Milliseconds()
-		if err := e.recordAttempt(ctx, n, now, attemptResult{err: "delayed by fault injection (not sent)"}, fault); err != nil {
+		if err := e.recordAttempt(ctx, n, now, attemptResult{err: "故障注入：延后到下一档，本次未发送"}, fault); err != nil {
 			return err
 		}
 		_, err := e.db.ExecContext(ctx, `UPDATE notifications SET next_at=? WHERE id=?`, next, n.ID)
@@ -121,37 +94,25 @@ func (e *Emulator) deliverOne(ctx context.Context, n notificationRow) error {
 	if err != nil {
 		return fmt.Errorf("notification %d: stored params: %w", n.ID, err)
 	}
-	values.Set("notify_id", n.NotifyID)
-	values.Set("notify_time", time.UnixMilli(now).In(shanghai).Format(alipayTime))
-	key := e.key
-	switch fault {
-	case faultWrongAmount:
-		if fen, err := parseAmount(values.Get("total_amount")); err == nil {
-			values.Set("total_amount", formatFen(fen+1))
-		}
-	case faultForge:
-		if key, err = e.forgeKey(); err != nil {
-			return err
-		}
-	}
-	if err := signNotifyValues(key, values); err != nil {
+	msg, err := e.buildNotify(n, values, faults, now)
+	if err != nil {
 		return err
 	}
 
 	var results []attemptResult
-	switch fault {
-	case faultDrop:
-		results = []attemptResult{{err: "dropped by fault injection (not sent)"}}
-	case faultDuplicate:
+	switch {
+	case contains(faults, faultDrop):
+		results = []attemptResult{{err: "故障注入：已丢弃，本次未发送"}}
+	case contains(faults, faultDuplicate):
 		results = make([]attemptResult, 2)
 		var wg sync.WaitGroup
 		for i := range results {
 			wg.Add(1)
-			go func(i int) { defer wg.Done(); results[i] = e.post(ctx, n.NotifyURL, values) }(i)
+			go func(i int) { defer wg.Done(); results[i] = e.post(ctx, n.NotifyURL, msg) }(i)
 		}
 		wg.Wait()
 	default:
-		results = []attemptResult{e.post(ctx, n.NotifyURL, values)}
+		results = []attemptResult{e.post(ctx, n.NotifyURL, msg)}
 	}
 	if ctx.Err() != nil {
 		// Shutting down mid-flight: leave it due so it is sent after a restart.
@@ -164,7 +125,7 @@ func (e *Emulator) deliverOne(ctx context.Context, n notificationRow) error {
 		}
 		delivered = delivered || r.ok
 	}
-	if delivered && (fault == faultForge || fault == faultWrongAmount) {
+	if delivered && (contains(faults, faultForge) || contains(faults, faultWrongAmount)) {
 		e.log.Warn("sandbox: the shop answered success to a bad notify; it must answer fail",
 			"out_trade_no", n.OutTradeNo, "fault", fault)
 		delivered = false // the genuine notify has still not been received
@@ -183,20 +144,92 @@ func (e *Emulator) deliverOne(ctx context.Context, n notificationRow) error {
 	return err
 }
 
+// notifyMessage is one notify as sent: its form body and Content-Type.
+type notifyMessage struct {
+	body        string
+	contentType string
+}
+
+// Alipay's notify transport: this exact Content-Type (its "text/html" is not a valid
+// media-type parameter, so a strict parser reports an error and loses the charset) and
+// User-Agent.
+const (
+	notifyContentType = "application/x-www-form-urlencoded; text/html; charset=UTF-8"
+	notifyContentGBK  = "application/x-www-form-urlencoded; text/html; charset=gbk"
+	notifyUserAgent   = "Mozilla/4.0"
+)
+
+// buildNotify turns a stored notification into the request of one attempt, applying the
+// attempt's content faults, then signing: wrong_amount and empty_param change the
+// fields, gbk the encoding (the signature covers the GBK bytes), v2_sign the signing
+// rule, forge the key. In certificate mode alipay_cert_sn rides along (outside the
+// signed content under the usual rule, inside it under the V2 rule).
+func (e *Emulator) buildNotify(n notificationRow, values url.Values, faults []string, now int64) (notifyMessage, error) {
+	values.Set("notify_id", n.NotifyID)
+	values.Set("notify_time", time.UnixMilli(now).In(shanghai).Format(alipayTime))
+	if e.certs != nil {
+		values.Set("alipay_cert_sn", e.certs.alipaySN)
+	}
+	if contains(faults, faultWrongAmount) {
+		if fen, err := parseAmount(values.Get("total_amount")); err == nil {
+			values.Set("total_amount", formatFen(fen+1))
+		}
+	}
+	if contains(faults, faultEmptyParam) {
+		for _, k := range []string{"body", "passback_params", "gmt_close", "out_biz_no"} {
+			if values.Get(k) == "" {
+				values.Set(k, "") // sent as "k=", left out of the signature by Alipay's rule
+				break
+			}
+		}
+	}
+	msg := notifyMessage{contentType: notifyContentType}
+	if contains(faults, faultGBK) {
+		values.Set("charset", "gbk")
+		enc := encoding.ReplaceUnsupported(simplifiedchinese.GBK.NewEncoder())
+		for k, vs := range values {
+			for i, v := range vs {
+				b, err := enc.String(v)
+				if err != nil {
+					return msg, err
+				}
+				vs[i] = b
+			}
+			values[k] = vs
+		}
+		msg.contentType = notifyContentGBK
+	}
+	key := e.key
+	if contains(faults, faultForge) {
+		var err error
+		if key, err = e.forgeKey(); err != nil {
+			return msg, err
+		}
+	}
+	var err error
+	if contains(faults, faultV2Sign) {
+		err = signV2Values(key, values)
+	} else {
+		err = signNotifyValues(key, values)
+	}
+	msg.body = values.Encode()
+	return msg, err
+}
+
 // post sends one notify. Redirects are not followed: Alipay wants the body "success"
 // from notify_url itself.
-func (e *Emulator) post(ctx context.Context, target string, values url.Values) attemptResult {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(values.Encode()))
+func (e *Emulator) post(ctx context.Context, target string, msg notifyMessage) attemptResult {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(msg.body))
 	if err != nil {
 		return attemptResult{err: err.Error()}
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
-	req.Header.Set("User-Agent", "Mozilla/4.0 (sandbox alipay notify)")
+	req.Header.Set("Content-Type", msg.contentType)
+	req.Header.Set("User-Agent", notifyUserAgent)
 	c := *e.client
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := c.Do(req)
 	if err != nil {
-		return attemptResult{err: err.Error()}
+		return attemptResult{err: "网络错误：" + err.Error()}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxRecordedBody+1))
@@ -241,6 +274,11 @@ func (e *Emulator) resend(ctx context.Context, outTradeNo string) error {
 	}
 	defer tx.Rollback()
 	t, err := getTrade(ctx, tx, outTradeNo)
+	if errors.Is(err, errNotFound) {
+		if _, cerr := getCashier(ctx, tx, outTradeNo); cerr == nil {
+			return errNothingToNotify // a cashier is open, but no trade exists yet
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -252,13 +290,15 @@ func (e *Emulator) resend(ctx context.Context, outTradeNo string) error {
 	switch {
 	case id != 0:
 		_, err = tx.ExecContext(ctx, `UPDATE notifications SET status=?, next_at=? WHERE id=?`, deliveryPending, now, id)
-	case !t.PaidAt.Valid:
+	case !t.paid():
 		return errNothingToNotify
 	case t.NotifyURL == "":
 		return errNoNotifyURL
 	default:
 		pt := *t
-		pt.Status = statusSuccess
+		if pt.Status == statusClosed {
+			pt.Status = statusSuccess // the payment's notify, as it would have been
+		}
 		err = insertNotification(ctx, tx, t.OutTradeNo, t.NotifyURL, e.notifyParams(&pt, nil), now)
 	}
 	if err != nil {

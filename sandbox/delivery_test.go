@@ -106,8 +106,15 @@ func TestReturnAndNotifySignatures(t *testing.T) {
 	if reqs[0].Get("notify_id") != reqs[1].Get("notify_id") {
 		t.Error("notify_id changed across resends")
 	}
-	if ct := tg.ctypes[0]; !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
-		t.Errorf("content type %q", ct)
+	// Alipay's transport, exactly: its odd Content-Type (with "text/html" in the middle)
+	// and an old browser's User-Agent.
+	for i := range reqs {
+		if ct := tg.ctypes[i]; ct != "application/x-www-form-urlencoded; text/html; charset=UTF-8" {
+			t.Errorf("content type %q", ct)
+		}
+		if ua := tg.uas[i]; ua != "Mozilla/4.0" {
+			t.Errorf("user agent %q", ua)
+		}
 	}
 	if h.notification("SIG1").Status != deliveryDelivered {
 		t.Error("not marked delivered")

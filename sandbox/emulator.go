@@ -1,5 +1,6 @@
 // Package sandbox is a local emulator of Alipay's gateway for PC website pay
-// (alipay.trade.page.pay) and the server APIs a shop needs around it. It plays Alipay
+// (alipay.trade.page.pay), phone website pay (alipay.trade.wap.pay) and the server APIs
+// a shop needs around them (query, close, refund, refund query, bill download). It plays Alipay
 // by Alipay's documented protocol and talks to the shop only over HTTP, so code that
 // works against it works against Alipay.
 package sandbox
@@ -36,7 +37,17 @@ type Config struct {
 	Now             func() time.Time // injected clock; nil = time.Now
 	HTTPClient      *http.Client     // for notify deliveries; nil = client with 10s timeout
 	Logger          *slog.Logger     // nil = slog.Default()
+	// RefundWindow is how long after payment a trade can be refunded; then it becomes
+	// TRADE_FINISHED (with a notify). Divided by TimeScale; 0 = 90 days.
+	RefundWindow time.Duration
+	// Certs switches on certificate mode (公钥证书); nil = public-key mode. In certificate
+	// mode the app's key comes from Certs.AppCertPEM (AppPublicKeyPEM, if also set, must
+	// be the same key) and Certs.AlipayCertPEM must hold PrivateKeyPEM's public key.
+	Certs *CertConfig
 }
+
+// DefaultRefundWindow is Alipay's usual refund period for PC and WAP pay.
+const DefaultRefundWindow = 90 * 24 * time.Hour
 
 // Emulator is the emulated gateway; it is an http.Handler for paths under /sandbox/.
 type Emulator struct {
@@ -53,6 +64,7 @@ type Emulator struct {
 	passMu  sync.Mutex // serialises DeliverDue passes so one notify is never sent twice by us
 	forgeMu sync.Mutex
 	forgeK  *rsa.PrivateKey
+	certs   *certMode // nil in public-key mode
 }
 
 //go:embed templates/*.html
@@ -85,13 +97,28 @@ func New(cfg Config) (*Emulator, error) {
 	if cfg.AppID == "" {
 		return nil, errors.New("sandbox: AppID is required")
 	}
-	appKey, err := parsePublicKey(cfg.AppPublicKeyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: app %w", err)
-	}
 	key, err := parsePrivateKey(cfg.PrivateKeyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: emulator %w", err)
+	}
+	var appKey *rsa.PublicKey
+	if cfg.AppPublicKeyPEM != nil || cfg.Certs == nil {
+		if appKey, err = parsePublicKey(cfg.AppPublicKeyPEM); err != nil {
+			return nil, fmt.Errorf("sandbox: app %w", err)
+		}
+	}
+	var certs *certMode
+	if cfg.Certs != nil {
+		if certs, err = loadCertMode(cfg.Certs, key); err != nil {
+			return nil, fmt.Errorf("sandbox: certificate mode: %w", err)
+		}
+		if appKey != nil && !appKey.Equal(certs.appKey) {
+			return nil, errors.New("sandbox: certificate mode: the app certificate does not hold AppPublicKeyPEM")
+		}
+		appKey = certs.appKey
+	}
+	if cfg.RefundWindow <= 0 {
+		cfg.RefundWindow = DefaultRefundWindow
 	}
 	if cfg.MerchantName == "" {
 		cfg.MerchantName = defaultMerchant
@@ -109,8 +136,10 @@ func New(cfg Config) (*Emulator, error) {
 		cfg.Logger = slog.Default()
 	}
 	tmpl, err := template.New("").Funcs(template.FuncMap{
-		"yuan":   formatFen,
-		"bjtime": func(ms int64) string { return time.UnixMilli(ms).In(shanghai).Format(alipayTime) },
+		"yuan":        formatFen,
+		"bjtime":      func(ms int64) string { return time.UnixMilli(ms).In(shanghai).Format(alipayTime) },
+		"statusLabel": statusLabel,
+		"faultLabel":  func(f string) string { return faultLabels[f] },
 	}).ParseFS(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: templates: %w", err)
@@ -130,6 +159,7 @@ func New(cfg Config) (*Emulator, error) {
 		tmpl:   tmpl,
 		static: http.StripPrefix("/sandbox/static/", http.FileServer(http.FS(sub))),
 		wake:   make(chan struct{}, 1),
+		certs:  certs,
 	}
 	e.routes()
 	return e, nil
@@ -149,7 +179,11 @@ func (e *Emulator) routes() {
 	m.HandleFunc("POST /sandbox/api/trades/{no}/pay", e.handleAPIPay)
 	m.HandleFunc("POST /sandbox/api/trades/{no}/faults", e.handleAPIFault)
 	m.HandleFunc("POST /sandbox/api/trades/{no}/notify", e.handleAPINotify)
+	m.HandleFunc("POST /sandbox/api/trades/{no}/scan", e.handleAPIScan)
+	m.HandleFunc("POST /sandbox/api/trades/{no}/refund", e.handleAPIRefund)
+	m.HandleFunc("POST /sandbox/api/trades/{no}/refund-notify", e.handleAPIRefundNotify)
 	m.HandleFunc("GET /sandbox/api/trades/{no}", e.handleAPITrade)
+	m.HandleFunc("GET /sandbox/bills/{token}", e.handleBillDownload)
 	e.mux = m
 }
 
@@ -165,14 +199,18 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e.mux.ServeHTTP(w, r)
 }
 
-// Run delivers due notifies and expires trades until ctx is done.
+// Run delivers due notifies, expires unpaid trades and finishes trades past their
+// refund window until ctx is done.
 func (e *Emulator) Run(ctx context.Context) error {
 	for {
-		if _, err := e.DeliverDue(ctx); err != nil && ctx.Err() == nil {
-			e.log.Error("sandbox: deliver", "err", err)
-		}
 		if _, err := e.ExpireDue(ctx); err != nil && ctx.Err() == nil {
 			e.log.Error("sandbox: expire", "err", err)
+		}
+		if _, err := e.FinishDue(ctx); err != nil && ctx.Err() == nil {
+			e.log.Error("sandbox: finish", "err", err)
+		}
+		if _, err := e.DeliverDue(ctx); err != nil && ctx.Err() == nil {
+			e.log.Error("sandbox: deliver", "err", err)
 		}
 		wait := e.nextWakeIn(ctx)
 		t := time.NewTimer(wait)
@@ -187,7 +225,7 @@ func (e *Emulator) Run(ctx context.Context) error {
 	}
 }
 
-// nextWakeIn sleeps until the earliest due delivery or expiry, capped at one second so
+// nextWakeIn sleeps until the earliest due delivery, expiry or finish, capped at one second so
 // an injected clock that jumps is still noticed quickly.
 func (e *Emulator) nextWakeIn(ctx context.Context) time.Duration {
 	const maxWait = time.Second
@@ -195,8 +233,9 @@ func (e *Emulator) nextWakeIn(ctx context.Context) time.Duration {
 	var next int64
 	err := e.db.GetContext(ctx, &next, `SELECT MIN(x) FROM (
 		SELECT MIN(next_at) AS x FROM notifications WHERE status = ?
-		UNION ALL SELECT MIN(expires_at) FROM trades WHERE status = ?) WHERE x IS NOT NULL`,
-		deliveryPending, statusWait)
+		UNION ALL SELECT MIN(expires_at) FROM trades WHERE status = ?
+		UNION ALL SELECT MIN(finish_at) FROM trades WHERE status = ?) WHERE x IS NOT NULL`,
+		deliveryPending, statusWait, statusSuccess)
 	if err != nil || next == 0 {
 		return maxWait
 	}

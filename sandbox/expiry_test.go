@@ -17,6 +17,7 @@ func TestExpiry(t *testing.T) {
 		p := trade("E1", "1.00")
 		p.TimeoutExpress = "1m"
 		h.open(p)
+		h.scan("E1")
 		h.clock.Advance(999 * time.Millisecond)
 		if n, _ := h.emu.ExpireDue(ctx); n != 0 {
 			t.Fatal("closed early")
@@ -42,6 +43,7 @@ func TestExpiry(t *testing.T) {
 		p := trade("E2", "1.00")
 		p.TimeExpire = h.clock.Now().Add(3 * time.Second).In(shanghai).Format(alipayTime)
 		h.open(p)
+		h.scan("E2")
 		h.clock.Advance(2 * time.Second)
 		if n, _ := h.emu.ExpireDue(ctx); n != 0 {
 			t.Fatal("time_expire was scaled")
@@ -71,20 +73,28 @@ func TestExpiry(t *testing.T) {
 		h := newHarness(t, nil)
 		h.open(trade("E5", "1.00"))
 		if _, hdr, body := h.do("POST", h.srv.URL+"/sandbox/cashier/E5/cancel", url.Values{}); hdr.Get("X-Sandbox-Error") != "" ||
-			!strings.Contains(body, "等待付款") {
-			t.Fatalf("cancel of a waiting trade: %q", hdr.Get("X-Sandbox-Error"))
+			!strings.Contains(body, "尚未付款") {
+			t.Fatalf("cancel of an open cashier: %q", hdr.Get("X-Sandbox-Error"))
 		}
 		h.apiPay("E5", "?notify=off")
 		if _, hdr, body := h.do("POST", h.srv.URL+"/sandbox/cashier/E5/cancel", url.Values{}); hdr.Get("X-Sandbox-Error") != "ACQ.TRADE_HAS_SUCCESS" ||
-			strings.Contains(body, "等待付款") {
+			strings.Contains(body, "尚未付款") || !strings.Contains(body, `href="http://shop.test/show_msg"`) {
 			t.Fatalf("cancel of a paid trade: %q", hdr.Get("X-Sandbox-Error"))
 		}
-		p := trade("E6", "1.00")
-		p.TimeoutExpress = "1m"
-		h.open(p)
+		for _, no := range []string{"E6", "E7"} {
+			p := trade(no, "1.00")
+			p.TimeoutExpress = "1m"
+			h.open(p)
+			if no == "E7" {
+				h.scan(no) // E6 stays a cashier, E7 becomes a trade
+			}
+		}
 		h.clock.Advance(time.Minute)
-		if _, hdr, _ := h.do("POST", h.srv.URL+"/sandbox/cashier/E6/cancel", url.Values{}); hdr.Get("X-Sandbox-Error") != "ACQ.TRADE_HAS_CLOSE" {
-			t.Fatalf("cancel of an expired trade: %q", hdr.Get("X-Sandbox-Error"))
+		for _, no := range []string{"E6", "E7"} {
+			if _, hdr, body := h.do("POST", h.srv.URL+"/sandbox/cashier/"+no+"/cancel", url.Values{}); hdr.Get("X-Sandbox-Error") != "ACQ.TRADE_HAS_CLOSE" ||
+				!strings.Contains(body, "返回商户") {
+				t.Fatalf("cancel of expired %s: %q", no, hdr.Get("X-Sandbox-Error"))
+			}
 		}
 	})
 	t.Run("default timeout and lazy close", func(t *testing.T) {
@@ -104,12 +114,25 @@ func TestExpiry(t *testing.T) {
 		h := newHarness(t, nil)
 		h.open(trade("E5", "1.00"))
 		code, _, body := h.do("POST", h.srv.URL+"/sandbox/cashier/E5/cancel", url.Values{})
-		if code != 200 || !strings.Contains(body, "您已取消付款") || !strings.Contains(body, `href="http://shop.test/"`) {
+		// 返回商户 is the bare return_url: no query, so the shop sees "came back without paying".
+		if code != 200 || !strings.Contains(body, "您已取消付款") || !strings.Contains(body, `href="http://shop.test/show_msg"`) {
 			t.Fatalf("cancel page: %d\n%s", code, body)
 		}
+		if _, err := getTrade(ctx, h.emu.db, "E5"); err != errNotFound {
+			t.Fatalf("cancel created the trade: %v", err)
+		}
+		h.scan("E5")
+		h.do("POST", h.srv.URL+"/sandbox/cashier/E5/cancel", url.Values{})
 		tr, _ := getTrade(ctx, h.emu.db, "E5")
 		if tr.Status != statusWait {
 			t.Fatalf("status %s", tr.Status)
+		}
+		// Without a return_url the way back is the merchant's site root (from notify_url).
+		p := trade("E8", "1.00")
+		p.ReturnURL = ""
+		h.open(p)
+		if _, _, body := h.do("POST", h.srv.URL+"/sandbox/cashier/E8/cancel", url.Values{}); !strings.Contains(body, `href="http://shop.test/"`) {
+			t.Fatalf("cancel without return_url:\n%s", body)
 		}
 	})
 }
@@ -121,11 +144,15 @@ func TestConsole(t *testing.T) {
 	paidTrade(h, tg, "C1", "")
 	h.deliver()
 	h.open(trade("C2", "3.00"))
+	h.scan("C2")
+	h.open(trade("C3", "4.00"))
 	code, hdr, body := h.do("GET", h.srv.URL+"/sandbox/", nil)
 	if code != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/html") || hdr.Get("X-Content-Type-Options") != "nosniff" {
 		t.Fatalf("console: %d %v", code, hdr)
 	}
-	for _, want := range []string{"C1", "C2", "TRADE_SUCCESS", "WAIT_BUYER_PAY", "¥12.34", ">success<", "200",
+	for _, want := range []string{"C1", "C2", "C3", "TRADE_SUCCESS", "WAIT_BUYER_PAY", "未创建（收银台已打开）", "¥12.34", ">success<", "200",
+		`action="/sandbox/api/trades/C3/scan"`, `action="/sandbox/api/trades/C3/pay"`, `action="/sandbox/api/trades/C1/refund"`,
+		`action="/sandbox/api/trades/C1/refund-notify"`,
 		`action="/sandbox/api/trades/C1/notify"`, `action="/sandbox/api/trades/C1/faults"`, `value="wrong_amount"`, "2025-03-01 10:00:00"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("console lacks %q", want)

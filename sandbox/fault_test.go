@@ -220,8 +220,16 @@ func TestAutomationAPI(t *testing.T) {
 		t.Errorf("unknown trade get: %d", code)
 	}
 
-	// An unpaid trade has nothing to resend.
+	// An open cashier is not a trade yet; an unpaid trade has nothing to resend.
 	h.open(trade("API2", "1.00"))
+	if code, _, _ := h.do("POST", h.srv.URL+"/sandbox/api/trades/API2/notify", url.Values{}); code != 409 {
+		t.Errorf("notify of an open cashier: %d", code)
+	}
+	code, _, body = h.do("GET", h.srv.URL+"/sandbox/api/trades/API2", nil)
+	if code != 200 || !json.Valid([]byte(body)) || !containsAll(body, `"deliveries":[]`, `"status":"NOT_CREATED"`, `"total_amount":"1.00"`) {
+		t.Errorf("open cashier json: %s", body)
+	}
+	h.scan("API2")
 	if code, _, _ := h.do("POST", h.srv.URL+"/sandbox/api/trades/API2/notify", url.Values{}); code != 409 {
 		t.Errorf("notify unpaid: %d", code)
 	}

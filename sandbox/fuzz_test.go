@@ -123,6 +123,10 @@ func FuzzSignedGateway(f *testing.F) {
 		{"alipay.trade.refund", `{"out_trade_no":"F1","refund_amount":"-1"}`, "", "", "utf-8"},
 		{"alipay.trade.fastpay.refund.query", `{"out_trade_no":"F1","out_request_no":"r1"}`, "", "", "utf-8"},
 		{"alipay.trade.query", `null`, "", "", "latin1"},
+		{wapPayMethod, `{"out_trade_no":"W1","total_amount":"1.00","subject":"x","product_code":"QUICK_WAP_WAY","quit_url":"http://shop.test/q","time_expire":"2025-03-01 11:00"}`, "http://shop.test/n", "http://shop.test/r", "utf-8"},
+		{wapPayMethod, `{"out_trade_no":"W2","total_amount":"1.00","subject":"x","product_code":"QUICK_WAP_WAY","quit_url":"ftp://x#","time_expire":"2025-03-01 11:00:00"}`, "", "", "utf-8"},
+		{"alipay.data.dataservice.bill.downloadurl.query", `{"bill_type":"trade","bill_date":"2025-02-28"}`, "", "", "utf-8"},
+		{"alipay.data.dataservice.bill.downloadurl.query", `{"bill_type":"signcustomer","bill_date":"2025-13-40"}`, "", "", "utf-8"},
 	} {
 		f.Add(s.method, s.biz, s.notify, s.ret, s.charset, false)
 	}
@@ -144,13 +148,20 @@ func FuzzSignedGateway(f *testing.F) {
 		if w.Code >= 500 {
 			t.Fatalf("%s %q: %d %s", method, biz, w.Code, w.Body.String())
 		}
-		// Paying whatever trade the request opened must not fail either.
-		if method == pagePayMethod && w.Header().Get("X-Sandbox-Error") == "" && w.Code == http.StatusOK {
+		// Acting on whatever cashier the request opened must not fail either.
+		if isPayMethod(method) && w.Header().Get("X-Sandbox-Error") == "" && w.Code == http.StatusOK {
 			biz, _ := parseBiz(biz)
 			if no := biz["out_trade_no"]; validOutTradeNo(no) {
-				pw := serve(emu, http.MethodPost, "/sandbox/api/trades/"+no+"/pay?notify=off", "application/x-www-form-urlencoded", "")
-				if pw.Code >= 500 {
-					t.Fatalf("pay %s: %d %s", no, pw.Code, pw.Body.String())
+				for _, path := range []string{"/scan", "/faults", "/pay?notify=off", "/refund", "/refund-notify"} {
+					pw := serve(emu, http.MethodPost, "/sandbox/api/trades/"+no+path, "application/x-www-form-urlencoded", "next=gbk&amount=0.01&on=1")
+					if pw.Code >= 500 {
+						t.Fatalf("%s %s: %d %s", path, no, pw.Code, pw.Body.String())
+					}
+				}
+				for _, path := range []string{"/sandbox/cashier/" + no + "/cancel", "/sandbox/cashier/" + no + "/pay"} {
+					if pw := serve(emu, http.MethodPost, path, "application/x-www-form-urlencoded", ""); pw.Code >= 500 {
+						t.Fatalf("%s: %d", path, pw.Code)
+					}
 				}
 			}
 		}
@@ -165,12 +176,17 @@ func FuzzPagePayRules(f *testing.F) {
 	f.Add(`{"out_trade_no":"F1","total_amount":"0.00","subject":"x"}`, "https://x/#a", "ftp://x")
 	f.Add(`{"total_amount":1e2}`, "//x", "http://[::1")
 	f.Add(`[]`, "", "")
+	f.Add(`{"out_trade_no":"W","total_amount":"1.00","subject":"x","product_code":"QUICK_WAP_WAY","quit_url":"http://a/#","time_expire":"2025-03-01 10:00"}`, "", "")
 	f.Fuzz(func(t *testing.T, bizJSON, notify, ret string) {
 		biz, err := parseBiz(bizJSON)
 		if err != nil {
 			return
 		}
-		in, gerr := validatePagePay(&gatewayRequest{Method: pagePayMethod,
+		method := pagePayMethod
+		if biz["product_code"] == "QUICK_WAP_WAY" {
+			method = wapPayMethod
+		}
+		in, gerr := validatePay(&gatewayRequest{Method: method,
 			Params: url.Values{"notify_url": {notify}, "return_url": {ret}}, Biz: biz})
 		if gerr != nil {
 			return
@@ -178,10 +194,13 @@ func FuzzPagePayRules(f *testing.F) {
 		if in.TotalFen < 1 || in.TotalFen > maxAmountFen || formatFen(in.TotalFen) != biz["total_amount"] {
 			t.Fatalf("accepted total_amount %q as %d fen", biz["total_amount"], in.TotalFen)
 		}
+		if in.QuitURL != "" && (in.Method != methodWap || validQuitURL(in.QuitURL) != nil || strings.Contains(in.QuitURL, "#")) {
+			t.Fatalf("accepted quit_url %q", in.QuitURL)
+		}
 		if !validOutTradeNo(in.OutTradeNo) || !validSubject(in.Subject) {
 			t.Fatalf("accepted out_trade_no %q / subject %q", in.OutTradeNo, in.Subject)
 		}
-		_ = (&Emulator{cfg: Config{TimeScale: 1}}).expiresAt(time.Now(), in.TimeExpire, in.TimeoutExpress)
+		_ = (&Emulator{cfg: Config{TimeScale: 1}}).expiresAt(in.Method, time.Now(), in.TimeExpire, in.TimeoutExpress)
 	})
 }
 

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"golang.org/x/text/encoding/simplifiedchinese"
 )
@@ -54,15 +56,32 @@ func methodResponseName(method string) string {
 
 const maxBody = 1 << 20
 
-// apiMethods are the server APIs answered as signed JSON on gateway.do.
-var apiMethods = map[string]func(e *Emulator, r *http.Request, biz map[string]string) ([]kv, *gwError){
-	"alipay.trade.query":                (*Emulator).apiQuery,
-	"alipay.trade.close":                (*Emulator).apiClose,
-	"alipay.trade.refund":               (*Emulator).apiRefund,
-	"alipay.trade.fastpay.refund.query": (*Emulator).apiRefundQuery,
+// apiCall is one server API call: its request and biz_content in, and what the gateway
+// must know about the answer out.
+type apiCall struct {
+	r        *http.Request
+	biz      map[string]string
+	trade    string // out_trade_no of the trade the answer is about (for its faults)
+	withhold bool   // fault refund_timeout: write no answer at all
 }
 
-const pagePayMethod = "alipay.trade.page.pay"
+type apiFunc func(e *Emulator, c *apiCall) ([]kv, *gwError)
+
+// apiMethods are the server APIs answered as signed JSON on gateway.do.
+var apiMethods = map[string]apiFunc{
+	"alipay.trade.query":                             (*Emulator).apiQuery,
+	"alipay.trade.close":                             (*Emulator).apiClose,
+	"alipay.trade.refund":                            (*Emulator).apiRefund,
+	"alipay.trade.fastpay.refund.query":              (*Emulator).apiRefundQuery,
+	"alipay.data.dataservice.bill.downloadurl.query": (*Emulator).apiBillURL,
+}
+
+const (
+	pagePayMethod = "alipay.trade.page.pay"
+	wapPayMethod  = "alipay.trade.wap.pay"
+)
+
+func isPayMethod(m string) bool { return m == pagePayMethod || m == wapPayMethod }
 
 // readRawParams collects the request's params as raw bytes (before any charset decoding,
 // because the app signed the bytes it sent). Alipay's own SDKs put common params in the
@@ -116,7 +135,7 @@ func (e *Emulator) checkCommon(raw url.Values) (*gatewayRequest, *gwError) {
 	if method == "" {
 		return nil, missingArg("isv.missing-method", "缺少方法名参数")
 	}
-	if _, ok := apiMethods[method]; !ok && method != pagePayMethod {
+	if _, ok := apiMethods[method]; !ok && !isPayMethod(method) {
 		return nil, invalidArg("isv.invalid-method", "不存在的方法名")
 	}
 	if raw.Get("app_id") == "" {
@@ -124,6 +143,9 @@ func (e *Emulator) checkCommon(raw url.Values) (*gatewayRequest, *gwError) {
 	}
 	if raw.Get("app_id") != e.cfg.AppID {
 		return nil, invalidArg("isv.invalid-app-id", "无效的AppID参数")
+	}
+	if gerr := e.checkCertSN(raw); gerr != nil {
+		return nil, gerr
 	}
 	if raw.Get("sign_type") == "" {
 		return nil, missingArg("isv.missing-signature-type", "缺少签名类型参数")
@@ -205,17 +227,17 @@ func (e *Emulator) handleGateway(w http.ResponseWriter, r *http.Request) {
 	}
 	raw, err := readRawParams(r)
 	if err != nil {
-		e.renderError(w, pageError("invalid-request", err.Error()))
+		e.renderError(w, pageError("invalid-request", err.Error()), "")
 		return
 	}
 	method := raw.Get("method")
 	req, gerr := e.checkCommon(raw)
-	if method == pagePayMethod {
+	if isPayMethod(method) {
 		if gerr != nil {
-			e.renderError(w, pageCode(gerr))
+			e.renderError(w, pageCode(gerr), rawBackURL(method, raw))
 			return
 		}
-		e.pagePay(w, r, req)
+		e.payPage(w, r, req)
 		return
 	}
 	if gerr != nil {
@@ -225,19 +247,67 @@ func (e *Emulator) handleGateway(w http.ResponseWriter, r *http.Request) {
 			e.writeErrorResponse(w, gerr)
 		case isAppIDError(gerr) || gerr.SubCode == "isv.missing-app-id":
 			// No app, so no app-specific key pair to sign with: answered unsigned.
-			e.writeAPI(w, method, errorFields(gerr), false)
+			e.writeAPI(w, method, errorFields(gerr), false, "")
 		default:
-			e.writeAPI(w, method, errorFields(gerr), true)
+			e.writeAPI(w, method, errorFields(gerr), true, "")
 		}
 		return
 	}
-	fields, berr := apiMethods[method](e, r, req.Biz)
+	e.settle(r.Context())
+	call := &apiCall{r: r, biz: req.Biz}
+	fields, berr := apiMethods[method](e, call)
+	if call.withhold {
+		e.withholdAnswer(w, r)
+		return
+	}
 	if berr != nil {
 		fields = append(errorFields(berr), fields...)
 	} else {
 		fields = append([]kv{{"code", "10000"}, {"msg", "Success"}}, fields...)
 	}
-	e.writeAPI(w, method, fields, true)
+	e.writeAPI(w, method, fields, true, call.trade)
+}
+
+// refundWithholdMax caps how long a withheld refund answer (fault refund_timeout) keeps
+// the connection before giving up itself.
+var refundWithholdMax = 2 * time.Minute
+
+// withholdAnswer keeps the caller waiting until it gives up (its timeout or disconnect),
+// or refundWithholdMax has passed, and then answers nothing useful: the refund was made,
+// the caller never learns it from this call.
+func (e *Emulator) withholdAnswer(w http.ResponseWriter, r *http.Request) {
+	t := time.NewTimer(refundWithholdMax)
+	defer t.Stop()
+	select {
+	case <-r.Context().Done():
+		return
+	case <-t.C:
+	}
+	w.WriteHeader(http.StatusGatewayTimeout)
+}
+
+// checkCertSN applies certificate mode's rules: every request names the app certificate
+// and Alipay's root bundle by SN. An app in public-key mode that sends an app_cert_sn
+// has no certificate at Alipay.
+func (e *Emulator) checkCertSN(raw url.Values) *gwError {
+	app, root := raw.Get("app_cert_sn"), raw.Get("alipay_root_cert_sn")
+	if e.certs == nil {
+		if app != "" {
+			return invalidArg("isv.app-cert-not-exist", "应用公钥证书不存在（该应用使用公钥模式，请求却带了 app_cert_sn）")
+		}
+		return nil
+	}
+	switch {
+	case app == "":
+		return invalidArg("isv.missing-app-cert-sn", "缺少应用公钥证书序列号")
+	case app != e.certs.appSN:
+		return invalidArg("isv.app-cert-not-exist", "应用公钥证书不存在（app_cert_sn 与应用公钥证书不符）")
+	case root == "":
+		return invalidArg("isv.missing-alipay-root-cert-sn", "缺少支付宝根证书序列号")
+	case root != e.certs.rootSN:
+		return invalidArg("isv.invalid-alipay-root-cert-sn", "无效支付宝根证书序列号")
+	}
+	return nil
 }
 
 // pageCode maps API sub-codes to the codes Alipay's page-pay error page shows.
@@ -296,15 +366,28 @@ func marshalNoEscape(v any) []byte {
 	return bytes.TrimRight(b.Bytes(), "\n")
 }
 
-// writeAPI writes {"<method>_response":<obj>,"sign":"..."}; the signature covers the exact
-// bytes of <obj> as written, which is what clients verify.
-func (e *Emulator) writeAPI(w http.ResponseWriter, method string, fields []kv, signed bool) {
+// writeAPI writes {"<method>_response":<obj>,"sign":"..."} (with "alipay_cert_sn" before
+// "sign" in certificate mode); the signature covers the exact bytes of <obj> as written,
+// which is what clients verify. When trade has a pending escaped_slash fault and <obj>
+// holds a "/", every "/" is written as "\/" (as Alipay's JSON sometimes does) and the
+// signature covers those bytes.
+func (e *Emulator) writeAPI(w http.ResponseWriter, method string, fields []kv, signed bool, trade string) {
 	obj := objectJSON(fields)
+	if trade != "" && bytes.Contains(obj, []byte("/")) {
+		if took, err := e.takeFault(context.Background(), trade, faultEscapedSlash); err == nil && took {
+			obj = bytes.ReplaceAll(obj, []byte("/"), []byte(`\/`))
+		}
+	}
 	var b bytes.Buffer
 	b.WriteString(`{"`)
 	b.WriteString(methodResponseName(method))
 	b.WriteString(`":`)
 	b.Write(obj)
+	if signed && e.certs != nil {
+		b.WriteString(`,"alipay_cert_sn":"`)
+		b.WriteString(e.certs.alipaySN)
+		b.WriteString(`"`)
+	}
 	if signed {
 		sig, err := signBytes(e.key, obj)
 		if err != nil {

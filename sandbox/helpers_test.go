@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"io"
 	"net/http"
@@ -67,7 +68,8 @@ type fakeClock struct {
 	t  time.Time
 }
 
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
 func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -114,8 +116,13 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 // pointed at the emulator.
 func (h *harness) newClient(appID, privPEM string) *alipay.Client {
 	h.t.Helper()
+	return h.newClientOpts(appID, privPEM, 5*time.Second)
+}
+
+func (h *harness) newClientOpts(appID, privPEM string, timeout time.Duration) *alipay.Client {
+	h.t.Helper()
 	c, err := payment.NewClient(payment.ClientOptions{AppID: appID, AppPrivateKey: []byte(privPEM),
-		AlipayPublicKey: emuKeys.pubPKIX, Gateway: h.srv.URL + "/sandbox/gateway.do", Timeout: 5 * time.Second})
+		AlipayPublicKey: emuKeys.pubPKIX, Gateway: h.srv.URL + "/sandbox/gateway.do", Timeout: timeout})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -174,6 +181,15 @@ func (h *harness) open(p alipay.TradePagePay) string {
 	return body
 }
 
+// scan is the buyer scanning the cashier (or logging in): the trade is created, unpaid.
+func (h *harness) scan(no string) {
+	h.t.Helper()
+	code, _, body := h.do("POST", h.srv.URL+"/sandbox/api/trades/"+no+"/scan", url.Values{})
+	if code != 200 {
+		h.t.Fatalf("scan %s: %d %s", no, code, body)
+	}
+}
+
 func (h *harness) apiPay(no string, query string) (int, string) {
 	code, _, body := h.do("POST", h.srv.URL+"/sandbox/api/trades/"+no+"/pay"+query, url.Values{})
 	return code, body
@@ -193,18 +209,23 @@ type target struct {
 	srv    *httptest.Server
 	mu     sync.Mutex
 	reqs   []url.Values
+	raws   []string // bodies as received, before any decoding
 	ctypes []string
+	uas    []string
 	answer func(i int) (int, string)
 }
 
 func newTarget(t *testing.T, answer func(i int) (int, string)) *target {
 	tg := &target{answer: answer}
 	tg.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = r.ParseForm()
+		raw, _ := io.ReadAll(r.Body)
+		form, _ := url.ParseQuery(string(raw)) // Alipay's Content-Type defeats r.ParseForm's media-type parsing
 		tg.mu.Lock()
 		i := len(tg.reqs)
-		tg.reqs = append(tg.reqs, r.PostForm)
+		tg.reqs = append(tg.reqs, form)
+		tg.raws = append(tg.raws, string(raw))
 		tg.ctypes = append(tg.ctypes, r.Header.Get("Content-Type"))
+		tg.uas = append(tg.uas, r.Header.Get("User-Agent"))
 		tg.mu.Unlock()
 		code, body := tg.answer(i)
 		w.WriteHeader(code)
@@ -222,4 +243,23 @@ func (tg *target) requests() []url.Values {
 
 func always(code int, body string) func(int) (int, string) {
 	return func(int) (int, string) { return code, body }
+}
+
+// verifyAlipayRule checks a notify or return against Alipay's own rule (every field but
+// sign and sign_type, empty values dropped) with the emulator's public key.
+func verifyAlipayRule(v url.Values) error {
+	return verifyBytes(&emuKeys.key.PublicKey, []byte(notifySignContent(v)), v.Get("sign"))
+}
+
+// verifyV2Rule checks the V2 rule: only sign left out.
+func verifyV2Rule(v url.Values) error {
+	return verifyBytes(&emuKeys.key.PublicKey, []byte(v2SignContent(v)), v.Get("sign"))
+}
+
+func (h *harness) tradeJSON(no string) (int, map[string]any) {
+	h.t.Helper()
+	code, _, body := h.do("GET", h.srv.URL+"/sandbox/api/trades/"+no, nil)
+	var m map[string]any
+	_ = json.Unmarshal([]byte(body), &m)
+	return code, m
 }

@@ -90,12 +90,18 @@ func TestPagePayRuleErrors(t *testing.T) {
 				if _, err := getTrade(context.Background(), h.emu.db, c.no); err != errNotFound {
 					t.Fatalf("trade %s created: %v", c.no, err)
 				}
+				if _, err := getCashier(context.Background(), h.emu.db, c.no); err != errNotFound {
+					t.Fatalf("cashier %s stored: %v", c.no, err)
+				}
 			}
 		})
 	}
-	tr, err := getTrade(context.Background(), h.emu.db, "EXIST")
-	if err != nil || tr.TotalFen != 500 || tr.Status != statusWait {
-		t.Fatalf("existing trade changed: %+v %v", tr, err)
+	ca, err := getCashier(context.Background(), h.emu.db, "EXIST")
+	if err != nil || ca.TotalFen != 500 {
+		t.Fatalf("existing cashier changed: %+v %v", ca, err)
+	}
+	if _, err := getTrade(context.Background(), h.emu.db, "EXIST"); err != errNotFound {
+		t.Fatalf("opening the cashier created the trade: %v", err)
 	}
 
 	// POST works like GET, and paying again with the same amount shows the cashier again.
@@ -104,9 +110,22 @@ func TestPagePayRuleErrors(t *testing.T) {
 	if code != 200 || hdr.Get("X-Sandbox-Error") != "" || !strings.Contains(body, "确认付款") {
 		t.Fatalf("pay again: %d %s", code, hdr.Get("X-Sandbox-Error"))
 	}
-	tr, _ = getTrade(context.Background(), h.emu.db, "EXIST")
-	if tr.ReturnURL != "http://shop.test/again" {
-		t.Fatalf("return_url not refreshed: %q", tr.ReturnURL)
+	ca, _ = getCashier(context.Background(), h.emu.db, "EXIST")
+	if ca.ReturnURL != "http://shop.test/again" {
+		t.Fatalf("return_url not refreshed: %q", ca.ReturnURL)
+	}
+	// Once the trade exists, the same amount is still required, and pay again refreshes it too.
+	h.scan("EXIST")
+	if _, hdr, _ := h.do("GET", mk("EXIST", "6.00", nil), nil); hdr.Get("X-Sandbox-Error") != "ACQ.CONTEXT_INCONSISTENT" {
+		t.Fatalf("other amount after the trade exists: %q", hdr.Get("X-Sandbox-Error"))
+	}
+	h.open(func() alipay.TradePagePay {
+		p := trade("EXIST", "5.00")
+		p.ReturnURL = "http://shop.test/third"
+		return p
+	}())
+	if tr, _ := getTrade(context.Background(), h.emu.db, "EXIST"); tr.ReturnURL != "http://shop.test/third" || tr.Status != statusWait {
+		t.Fatalf("waiting trade not refreshed: %+v", tr)
 	}
 
 	// Paid and closed trades refuse a new page pay.
@@ -115,6 +134,7 @@ func TestPagePayRuleErrors(t *testing.T) {
 		t.Fatalf("paid: %q", hdr.Get("X-Sandbox-Error"))
 	}
 	h.open(trade("CLOSEME", "1.00"))
+	h.scan("CLOSEME")
 	if r, err := h.client.TradeClose(context.Background(), alipay.TradeClose{OutTradeNo: "CLOSEME"}); err != nil || r.IsFailure() {
 		t.Fatal(r, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -90,4 +91,31 @@ func validCallbackURL(s string) error {
 		return errors.New("不能带锚点")
 	}
 	return nil
+}
+
+// validQuitURL: WAP pay's quit_url, where the buyer goes on leaving the cashier: an
+// absolute http(s) address with a host and no fragment (a query string is allowed).
+func validQuitURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return errors.New("不是合法的 URL")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return errors.New("必须是 http 或 https 的绝对地址")
+	}
+	if u.Host == "" {
+		return errors.New("缺少主机名")
+	}
+	if u.Fragment != "" || u.RawFragment != "" || strings.Contains(s, "#") {
+		return errors.New("不能带锚点")
+	}
+	return nil
+}
+
+// signedYuan renders fen as yuan with a sign for negative amounts (bill refund rows).
+func signedYuan(fen int64) string {
+	if fen < 0 {
+		return "-" + formatFen(-fen)
+	}
+	return formatFen(fen)
 }

@@ -127,8 +127,19 @@ func contains(list []string, s string) bool {
 // requestSignContent is the string the app signed for a gateway request.
 func requestSignContent(v url.Values) string { return signContent(v, "sign") }
 
-// notifySignContent is the string Alipay signs for returns and notifies.
-func notifySignContent(v url.Values) string { return signContent(v, "sign", "sign_type") }
+// notifySignContent is the string Alipay signs for returns and notifies: every field but
+// sign, sign_type and alipay_cert_sn, empty values dropped. In certificate mode a notify
+// carries alipay_cert_sn; it is left out of the signed content, which is what
+// smartwalle's VerifySign expects (it ignores sign, sign_type and alipay_cert_sn). So the
+// signed content of a certificate-mode notify is exactly that of the same notify in
+// public-key mode.
+func notifySignContent(v url.Values) string {
+	return signContent(v, "sign", "sign_type", "alipay_cert_sn")
+}
+
+// v2SignContent is the V2 rule some Alipay notifies are signed by: only sign is left
+// out, so sign_type (and alipay_cert_sn, when present) are inside the signed content.
+func v2SignContent(v url.Values) string { return signContent(v, "sign") }
 
 // signNotifyValues signs v per the return/notify rule and sets sign and sign_type.
 func signNotifyValues(key *rsa.PrivateKey, v url.Values) error {
@@ -138,6 +149,18 @@ func signNotifyValues(key *rsa.PrivateKey, v url.Values) error {
 		return err
 	}
 	v.Set("sign_type", "RSA2")
+	v.Set("sign", sig)
+	return nil
+}
+
+// signV2Values sets sign_type first and signs it along (the V2 rule).
+func signV2Values(key *rsa.PrivateKey, v url.Values) error {
+	v.Del("sign")
+	v.Set("sign_type", "RSA2")
+	sig, err := signBytes(key, []byte(v2SignContent(v)))
+	if err != nil {
+		return err
+	}
 	v.Set("sign", sig)
 	return nil
 }

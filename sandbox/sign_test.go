@@ -61,6 +61,7 @@ func TestGBKRequest(t *testing.T) {
 	if code != 200 || hdr.Get("X-Sandbox-Error") != "" || !strings.Contains(body, "中文商品") {
 		t.Fatalf("gbk page pay: %d %q", code, hdr.Get("X-Sandbox-Error"))
 	}
+	h.scan("GBK1")
 	q, err := h.client.TradeQuery(context.Background(), alipay.TradeQuery{OutTradeNo: "GBK1"})
 	if err != nil || q.IsFailure() || q.Subject != "中文商品" {
 		t.Fatalf("query: %+v %v", q, err)
