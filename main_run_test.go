@@ -147,7 +147,7 @@ func TestSandboxModeWithForeignKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	orders, _, err := st.ListOrders(context.Background(), 1, 1, 0)
+	orders, _, err := st.ListOrders(context.Background(), 1, "", 1, 0)
 	if err != nil || len(orders) != 1 {
 		t.Fatalf("orders %v %v", orders, err)
 	}

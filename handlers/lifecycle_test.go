@@ -256,9 +256,10 @@ func TestCancel(t *testing.T) {
 	if r := b.Get(t, r.Location); !strings.Contains(r.Body, "订单已取消") || !strings.Contains(r.Body, "已取消") {
 		t.Fatal("no confirmation after cancel")
 	}
-	// Opened: the trade is closed at Alipay first.
+	// The buyer logged in on the cashier, so the trade exists: it is closed at Alipay first.
 	o2, u2 := b.Buy(t, gid, 1)
 	shop.OpenCashier(t, u2.String())
+	shop.Scan(t, o2.OutTradeNo)
 	b.Post(t, "/orders/"+o2.OutTradeNo+"/cancel", nil)
 	if shop.Order(t, o2.OutTradeNo).Status != store.StatusCancelled || shop.EmuTradeOf(t, o2.OutTradeNo).Status != "TRADE_CLOSED" {
 		t.Fatal("cancel didn't close the trade")

@@ -8,8 +8,9 @@ import (
 	"testing"
 )
 
-// OpenCashier fetches a gateway URL as the shopper's browser would, which creates the
-// trade at the emulator (as at Alipay, a trade exists once its cashier page is shown).
+// OpenCashier fetches a gateway URL as the shopper's browser would. As at Alipay, that
+// alone creates no trade: until the buyer acts (Scan, or paying) query and close answer
+// ACQ.TRADE_NOT_EXIST, and the open cashier stays payable until time_expire.
 func (s *Shop) OpenCashier(t testing.TB, gatewayURL string) string {
 	t.Helper()
 	resp, err := http.Get(gatewayURL)
@@ -22,6 +23,20 @@ func (s *Shop) OpenCashier(t testing.TB, gatewayURL string) string {
 		t.Fatalf("cashier page: %d %s %.300s", resp.StatusCode, resp.Header.Get("X-Sandbox-Error"), b)
 	}
 	return string(b)
+}
+
+// Scan is the buyer logging in on the open cashier (scanning its code): the trade now
+// exists at the emulator, WAIT_BUYER_PAY.
+func (s *Shop) Scan(t testing.TB, outTradeNo string) {
+	t.Helper()
+	resp, err := http.Post(s.URL+"/sandbox/api/trades/"+outTradeNo+"/scan", "application/x-www-form-urlencoded", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("scan %s: %d", outTradeNo, resp.StatusCode)
+	}
 }
 
 // Paid is the emulator's answer to the pay API.
