@@ -209,4 +209,3 @@ func (h *Handler) toCashier(c echo.Context, o store.Order, u string, err error) 
 	h.log.InfoContext(c.Request().Context(), "sent to cashier", "out_trade_no", o.OutTradeNo, "amount", o.Total.String())
 	return c.Redirect(http.StatusSeeOther, u)
 }
-

@@ -7,7 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-		"time"
+	"time"
 
 	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
@@ -46,8 +46,8 @@ type Handler struct {
 	now    func() time.Time
 	log    *slog.Logger
 	limits authLimits
-	grids  gridCache // rendered goods grids, per catalogue page
-	routed map[route]bool               // every registered (method, path)
+	grids  gridCache      // rendered goods grids, per catalogue page
+	routed map[route]bool // every registered (method, path)
 }
 
 // route is a registered method and path template, the key of Handler.routed.

@@ -77,7 +77,7 @@ func TestStorm(t *testing.T) {
 	for range setupPool {
 		wg.Go(func() {
 			for j := range next {
-				u, err := shop.Pay.PayURL(j.o)
+				u, err := shop.Pay.PayURL(j.o, payment.PagePay)
 				if err == nil {
 					err = openTrade(client, u)
 				}
