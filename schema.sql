@@ -166,3 +166,98 @@ ALTER TABLE orders ADD COLUMN shipped_at     TEXT;
 ALTER TABLE orders ADD COLUMN received_at    TEXT;
 -- The shopper's order tabs (待付款, 待发货, …) list one state at a time.
 CREATE INDEX orders_user_state ON orders (user_id, status, fulfilment, id);
+
+-- Operators (店铺运营) are not shoppers: their own table, sessions and log.
+CREATE TABLE operators (
+    id            INTEGER PRIMARY KEY,
+    email         TEXT    NOT NULL UNIQUE,
+    password_hash TEXT    NOT NULL,
+    created_at    TEXT    NOT NULL
+);
+CREATE TABLE operator_sessions (
+    id          TEXT    PRIMARY KEY, -- the hash of the id the cookie carries
+    operator_id INTEGER NOT NULL REFERENCES operators (id),
+    created_at  TEXT    NOT NULL,
+    expires_at  TEXT    NOT NULL
+);
+CREATE INDEX operator_sessions_operator_id ON operator_sessions (operator_id);
+
+-- Every operator action (and the shop's own on their behalf: operator_id NULL), written
+-- in the transaction of the action itself: who, what, when, before and after.
+CREATE TABLE operator_actions (
+    id          INTEGER PRIMARY KEY,
+    operator_id INTEGER REFERENCES operators (id),
+    action      TEXT    NOT NULL,
+    target      TEXT    NOT NULL,
+    order_id    INTEGER REFERENCES orders (id),
+    before      TEXT    NOT NULL DEFAULT '',
+    after       TEXT    NOT NULL DEFAULT '',
+    note        TEXT    NOT NULL DEFAULT '',
+    created_at  TEXT    NOT NULL
+);
+CREATE INDEX operator_actions_order_id ON operator_actions (order_id, id);
+CREATE INDEX operator_actions_created_at ON operator_actions (created_at);
+
+-- A shopper's 申请退款, waiting for an operator (at most one waiting per order).
+CREATE TABLE refund_requests (
+    id          INTEGER PRIMARY KEY,
+    order_id    INTEGER NOT NULL REFERENCES orders (id),
+    user_id     INTEGER NOT NULL REFERENCES users (id),
+    amount_fen  INTEGER NOT NULL CHECK (amount_fen > 0),
+    reason      TEXT    NOT NULL,
+    status      TEXT    NOT NULL DEFAULT 'waiting' CHECK (status IN ('waiting', 'approved', 'refused')),
+    note        TEXT    NOT NULL DEFAULT '',
+    operator_id INTEGER REFERENCES operators (id),
+    created_at  TEXT    NOT NULL,
+    decided_at  TEXT
+);
+CREATE INDEX refund_requests_order_id ON refund_requests (order_id);
+CREATE INDEX refund_requests_waiting ON refund_requests (created_at) WHERE status = 'waiting';
+CREATE UNIQUE INDEX refund_requests_one_waiting ON refund_requests (order_id) WHERE status = 'waiting';
+
+-- Money going back. A refund is a row, committed with its out_request_no before Alipay is
+-- called and kept for every retry; it ends succeeded or failed. trade_no is the Alipay
+-- trade refunded: the order's own, or a payment flagged on it (paid after cancel).
+CREATE TABLE refunds (
+    id             INTEGER PRIMARY KEY,
+    order_id       INTEGER NOT NULL REFERENCES orders (id),
+    trade_no       TEXT    NOT NULL,
+    out_request_no TEXT    NOT NULL UNIQUE,
+    amount_fen     INTEGER NOT NULL CHECK (amount_fen > 0),
+    reason         TEXT    NOT NULL DEFAULT '',
+    source         TEXT    NOT NULL CHECK (source IN ('operator', 'shopper', 'auto', 'alipay')),
+    status         TEXT    NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'succeeded', 'failed')),
+    restock        BOOLEAN NOT NULL DEFAULT FALSE,
+    operator_id    INTEGER REFERENCES operators (id),
+    request_id     INTEGER REFERENCES refund_requests (id),
+    fail_reason    TEXT    NOT NULL DEFAULT '',
+    attempts       INTEGER NOT NULL DEFAULT 0,
+    next_try_at    TEXT,
+    created_at     TEXT    NOT NULL,
+    settled_at     TEXT
+);
+CREATE INDEX refunds_order_id ON refunds (order_id);
+CREATE INDEX refunds_trade_no ON refunds (trade_no);
+CREATE INDEX refunds_due ON refunds (next_try_at) WHERE status = 'pending';
+CREATE INDEX refunds_created_at ON refunds (created_at);
+
+-- Restock happens once per order, whatever the number of refunds.
+ALTER TABLE orders ADD COLUMN restocked BOOLEAN NOT NULL DEFAULT FALSE;
+
+-- A payment event's amount (for a payment), and for a flagged one what was done about
+-- it: a refund, or an operator's resolution with a note.
+ALTER TABLE payment_events ADD COLUMN amount_fen  INTEGER;
+ALTER TABLE payment_events ADD COLUMN refund_id   INTEGER REFERENCES refunds (id);
+ALTER TABLE payment_events ADD COLUMN resolved_by INTEGER REFERENCES operators (id);
+ALTER TABLE payment_events ADD COLUMN resolved_at TEXT;
+ALTER TABLE payment_events ADD COLUMN resolution  TEXT NOT NULL DEFAULT '';
+
+-- The back office's order list and search, fast at a million orders.
+CREATE INDEX orders_created_at ON orders (created_at);
+CREATE INDEX orders_state ON orders (status, fulfilment, id);
+CREATE INDEX orders_trade_no ON orders (trade_no) WHERE trade_no <> '';
+CREATE INDEX orders_ship_phone ON orders (ship_phone) WHERE ship_phone <> '';
+-- The dashboard's sales by day: paid time and amount, read from the index alone.
+CREATE INDEX orders_paid_at ON orders (paid_at, total_fen) WHERE paid_at IS NOT NULL;
+-- When Alipay finished the trade (TRADE_FINISHED: past its refund window), refunds end.
+ALTER TABLE orders ADD COLUMN finished_at TEXT;

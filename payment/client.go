@@ -23,6 +23,8 @@ type Gateway interface {
 	TradeWapPay(p alipay.TradeWapPay) (*url.URL, error)
 	TradeQuery(ctx context.Context, p alipay.TradeQuery) (*alipay.TradeQueryRsp, error)
 	TradeClose(ctx context.Context, p alipay.TradeClose) (*alipay.TradeCloseRsp, error)
+	TradeRefund(ctx context.Context, p alipay.TradeRefund) (*alipay.TradeRefundRsp, error)
+	TradeFastPayRefundQuery(ctx context.Context, p alipay.TradeFastPayRefundQuery) (*alipay.TradeFastPayRefundQueryRsp, error)
 }
 
 // ClientOptions configures the one Alipay client.

@@ -46,11 +46,12 @@ type Config struct {
 
 // Service applies the Alipay rules to the shop's orders.
 type Service struct {
-	gw  Gateway
-	st  *store.Store
-	cfg Config
-	now func() time.Time
-	log *slog.Logger
+	gw   Gateway
+	st   *store.Store
+	cfg  Config
+	now  func() time.Time
+	log  *slog.Logger
+	wake chan struct{} // work for the workers now (a refund to make)
 }
 
 // NewService wires the rules; now is the clock (nil = time.Now).
@@ -67,7 +68,10 @@ func NewService(gw Gateway, st *store.Store, cfg Config, now func() time.Time, l
 	if cfg.Verifier == nil {
 		panic(errNoVerifier) // a wiring mistake, caught by the first test that builds one
 	}
-	return &Service{gw: gw, st: st, cfg: cfg, now: now, log: log}
+	svc := &Service{gw: gw, st: st, cfg: cfg, now: now, log: log, wake: make(chan struct{}, 1)}
+	// The store makes the automatic refund of a late payment itself; the workers send it.
+	st.OnRefundDue(func(int64) { svc.kickRefunds() })
+	return svc
 }
 
 // NewOutTradeNo returns yyyyMMddHHmmss (Beijing) + 12 random digits: sortable by time,
@@ -143,6 +147,9 @@ func (s *Service) HandleNotify(ctx context.Context, body []byte, contentType, re
 	if reason, _ := s.checkOurs(f); reason != "" {
 		return s.reject(ctx, ev, reason)
 	}
+	if isRefundNotify(v) || ev.TradeStatus == TradeClosed {
+		return s.applyRefundNotify(ctx, ev, v)
+	}
 	return s.apply(ctx, ev, v.Get("total_amount"), store.Payment{
 		TradeNo: v.Get("trade_no"), BuyerID: v.Get("buyer_id"), BuyerLogonID: v.Get("buyer_logon_id"),
 		PaidAt: s.alipayTime(v.Get("gmt_payment")),
@@ -188,6 +195,7 @@ func (s *Service) apply(ctx context.Context, ev store.Event, amount string, p st
 		// The hot path: ApplyPaid checks the order exists and the amount matches inside
 		// its own transaction, so no read is needed before it.
 		p.Amount = fen
+		p.Finished = ev.TradeStatus == TradeFinished
 		if p.PaidAt.IsZero() {
 			p.PaidAt = s.now()
 		}

@@ -33,6 +33,9 @@ func (s *Service) RunWorkers(ctx context.Context, interval time.Duration) {
 		if _, err := s.ReconcileDue(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("reconcile worker", "err", err)
 		}
+		if _, err := s.SettleRefunds(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, ErrGatewayDown) {
+			s.log.Error("refund worker", "err", err)
+		}
 		if errors.Is(errExp, ErrGatewayDown) {
 			wait = min(wait*2, maxIdle)
 		} else {
@@ -42,6 +45,7 @@ func (s *Service) RunWorkers(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			s.log.Info("workers stopped")
 			return
+		case <-s.wake:
 		case <-time.After(wait):
 		}
 	}

@@ -20,6 +20,9 @@ type dialect struct {
 	schemaSQL func(string) string
 	// isUnique reports whether err is a unique-constraint violation.
 	isUnique func(err error) bool
+	// forUpdate ends a SELECT that reads a row a write transaction will change: a row
+	// lock where the engine has them. SQLite's single writer needs none.
+	forUpdate string
 }
 
 // sqlite is SQLite through mattn/go-sqlite3: the version lives in PRAGMA user_version.

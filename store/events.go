@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"strconv"
 	"time"
 
 	"storefront/money"
@@ -24,6 +25,9 @@ const (
 	SourceReturn = "return"
 	SourceQuery  = "query"
 	SourceClose  = "close"
+	// answers about refunds
+	SourceRefund      = "refund"
+	SourceRefundQuery = "refund_query"
 )
 
 // Event is one Alipay message, as received, and the shop's verdict on it.
@@ -40,14 +44,27 @@ type Event struct {
 	Raw         string        `db:"raw"`
 	RequestID   string        `db:"request_id"`
 	CreatedAt   Time          `db:"created_at"`
+	// For a payment: its amount. For a flagged one: the refund made for it, or how an
+	// operator resolved it.
+	AmountFen  sql.NullInt64 `db:"amount_fen"`
+	RefundID   sql.NullInt64 `db:"refund_id"`
+	ResolvedBy sql.NullInt64 `db:"resolved_by"`
+	ResolvedAt Time          `db:"resolved_at"`
+	Resolution string        `db:"resolution"`
+	// ack: a flagged payment the shop has recorded and is acting on (an automatic
+	// refund, the operator's queue), so Alipay need not resend it.
+	ack bool
 }
 
-const eventColumns = `id, order_id, out_trade_no, source, notify_id, trade_status, trade_no, verdict, reason, raw, request_id, created_at`
+const eventColumns = `id, order_id, out_trade_no, source, notify_id, trade_status, trade_no, verdict, reason, raw, request_id,
+	created_at, amount_fen, refund_id, resolved_by, resolved_at, resolution`
 
-// Acknowledged reports whether Alipay should be told the message was received: only
-// when it is applied, was already applied, or needs nothing.
+// Acknowledged reports whether Alipay should be told the message was received: when it
+// is applied, was already applied, needs nothing, or is a payment the shop has recorded
+// and acts on (refunded automatically, or queued for the operator). A message that
+// failed a check (a wrong amount among them) is not.
 func (e Event) Acknowledged() bool {
-	return e.Verdict == VerdictApplied || e.Verdict == VerdictDuplicate || e.Verdict == VerdictIgnored
+	return e.Verdict == VerdictApplied || e.Verdict == VerdictDuplicate || e.Verdict == VerdictIgnored || e.ack
 }
 
 // Payment is a confirmed payment as Alipay reports it.
@@ -57,6 +74,7 @@ type Payment struct {
 	BuyerLogonID string
 	Amount       money.Fen
 	PaidAt       time.Time
+	Finished     bool // TRADE_FINISHED: paid, and past Alipay's refund window
 }
 
 // RecordEvent stores an event that changes no order (rejected, verified, ignored).
@@ -77,16 +95,19 @@ func (s *Store) RecordEvent(ctx context.Context, ev Event) (Event, error) {
 func (s *Store) insertEvent(ctx context.Context, tx txn, ev *Event) error {
 	ev.CreatedAt = At(s.now())
 	return tx.GetContext(ctx, &ev.ID,
-		`INSERT INTO payment_events (order_id, out_trade_no, source, notify_id, trade_status, trade_no, verdict, reason, raw, request_id, created_at)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		ev.OrderID, ev.OutTradeNo, ev.Source, ev.NotifyID, ev.TradeStatus, ev.TradeNo, ev.Verdict, ev.Reason, ev.Raw, ev.RequestID, ev.CreatedAt)
+		`INSERT INTO payment_events (order_id, out_trade_no, source, notify_id, trade_status, trade_no, verdict, reason, raw,
+		                             request_id, created_at, amount_fen, refund_id, resolution)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		ev.OrderID, ev.OutTradeNo, ev.Source, ev.NotifyID, ev.TradeStatus, ev.TradeNo, ev.Verdict, ev.Reason, ev.Raw,
+		ev.RequestID, ev.CreatedAt, ev.AmountFen, ev.RefundID, ev.Resolution)
 }
 
-// lockOrder reads the order inside the write transaction, so the decision and the
-// guarded UPDATE that follows see the same row.
-func lockOrder(ctx context.Context, tx txn, no string) (Order, error) {
+// lockOrder reads the order inside the write transaction, locking its row where the
+// engine has row locks, so the decision and the guarded UPDATE that follows see the same
+// row and two transactions about one order run one after the other.
+func (s *Store) lockOrder(ctx context.Context, tx txn, no string) (Order, error) {
 	var o Order
-	err := tx.GetContext(ctx, &o, `SELECT `+orderColumns+` FROM orders WHERE out_trade_no = ?`, no)
+	err := tx.GetContext(ctx, &o, `SELECT `+orderColumns+` FROM orders WHERE out_trade_no = ?`+s.dl.forUpdate, no)
 	return o, notFound(err)
 }
 
@@ -94,8 +115,13 @@ func lockOrder(ctx context.Context, tx txn, no string) (Order, error) {
 // ev.OutTradeNo and records ev with the verdict, in one transaction. The unpaid→paid
 // transition is one guarded UPDATE, so concurrent duplicates change the order once.
 func (s *Store) ApplyPaid(ctx context.Context, ev Event, p Payment) (Event, error) {
+	if ev.TradeNo == "" {
+		ev.TradeNo = p.TradeNo
+	}
+	var autoRefund int64
 	err := s.inTx(ctx, func(tx txn) error {
-		o, err := lockOrder(ctx, tx, ev.OutTradeNo)
+		autoRefund = 0
+		o, err := s.lockOrder(ctx, tx, ev.OutTradeNo)
 		if err == ErrNotFound {
 			ev.Verdict, ev.Reason = VerdictRejected, "unknown out_trade_no"
 			return s.insertEvent(ctx, tx, &ev)
@@ -103,6 +129,7 @@ func (s *Store) ApplyPaid(ctx context.Context, ev Event, p Payment) (Event, erro
 			return err
 		}
 		ev.OrderID = sql.NullInt64{Int64: o.ID, Valid: true}
+		ev.AmountFen = sql.NullInt64{Int64: int64(p.Amount), Valid: true}
 		if p.Amount != o.Total {
 			ev.Verdict = VerdictFlagged
 			ev.Reason = "total_amount " + p.Amount.String() + " != order amount " + o.Total.String()
@@ -121,19 +148,75 @@ func (s *Store) ApplyPaid(ctx context.Context, ev Event, p Payment) (Event, erro
 		}
 		if n, _ := res.RowsAffected(); n == 1 {
 			ev.Verdict, ev.Reason = VerdictApplied, "unpaid → paid"
+			if p.Finished {
+				if _, err := tx.ExecContext(ctx, `UPDATE orders SET finished_at = ? WHERE id = ?`, At(s.now()), o.ID); err != nil {
+					return err
+				}
+			}
 			return s.insertEvent(ctx, tx, &ev)
 		}
-		switch {
-		case (o.Status == StatusPaid || o.Status == StatusRefunded) && o.TradeNo == p.TradeNo:
+		if (o.Status == StatusPaid || o.Status == StatusRefunded) && o.TradeNo == p.TradeNo {
 			ev.Verdict, ev.Reason = VerdictDuplicate, "already "+o.Status
-		case o.Status == StatusPaid || o.Status == StatusRefunded:
-			ev.Verdict, ev.Reason = VerdictFlagged, "already paid with trade_no "+o.TradeNo
-		default:
-			ev.Verdict, ev.Reason = VerdictFlagged, "paid after the order was "+o.Status+": refund needed"
+			if p.Finished && o.FinishedAt.IsZero() {
+				// TRADE_FINISHED: the refund window passed; nothing changes but refunds end.
+				ev.Reason += "; trade finished, no more refunds"
+				if _, err := tx.ExecContext(ctx, `UPDATE orders SET finished_at = ? WHERE id = ? AND finished_at IS NULL`,
+					At(s.now()), o.ID); err != nil {
+					return err
+				}
+			}
+			return s.insertEvent(ctx, tx, &ev)
 		}
-		return s.insertEvent(ctx, tx, &ev)
+		// A payment the order can't take: a second trade for a paid order, or money for
+		// an order already cancelled or closed (its cashier tab was still open). It is
+		// flagged once per trade; the later reports of the same payment are duplicates.
+		var known []struct {
+			ID       int64         `db:"id"`
+			RefundID sql.NullInt64 `db:"refund_id"`
+		}
+		if err := tx.SelectContext(ctx, &known, `SELECT id, refund_id FROM payment_events
+			WHERE order_id = ? AND trade_no = ? AND verdict = 'flagged' AND trade_status IN ('TRADE_SUCCESS', 'TRADE_FINISHED')`,
+			o.ID, p.TradeNo); err != nil {
+			return err
+		}
+		if len(known) > 0 {
+			ev.Verdict, ev.Reason = VerdictDuplicate, "payment already flagged (event "+strconv.FormatInt(known[0].ID, 10)+")"
+			return s.insertEvent(ctx, tx, &ev)
+		}
+		ev.Verdict, ev.ack = VerdictFlagged, true
+		if o.Status == StatusPaid || o.Status == StatusRefunded {
+			ev.Reason = "already paid with trade_no " + o.TradeNo
+			return s.insertEvent(ctx, tx, &ev)
+		}
+		// Paid after cancel or close: refunded in full automatically, exactly once (the
+		// out_request_no is the trade's, so no report of it can make a second).
+		ev.Reason, ev.Resolution = "paid after the order was "+o.Status+": refunded automatically", "auto_refund"
+		if err := s.insertEvent(ctx, tx, &ev); err != nil {
+			return err
+		}
+		r, err := s.createRefundTx(ctx, tx, NewRefund{OrderNo: o.OutTradeNo, TradeNo: p.TradeNo, Amount: p.Amount,
+			Reason: "订单" + statusWord(o.Status) + "后收到的付款，自动全额退回", Source: RefundAuto, By: System,
+			OutRequestNo: "AUTO" + p.TradeNo})
+		if err != nil {
+			return err
+		}
+		ev.RefundID = sql.NullInt64{Int64: r.ID, Valid: true}
+		autoRefund = r.ID
+		_, err = tx.ExecContext(ctx, `UPDATE payment_events SET refund_id = ? WHERE id = ?`, r.ID, ev.ID)
+		return err
 	})
+	if err == nil && autoRefund != 0 && s.refundDue != nil {
+		s.refundDue(autoRefund)
+	}
 	return ev, err
+}
+
+// statusWord is a closed order's status in the words of a refund reason.
+func statusWord(status string) string {
+	if status == StatusCancelled {
+		return "取消"
+	}
+	return "关闭"
 }
 
 // ApplyClosed moves an unpaid order to status (closed or cancelled), releases its
@@ -141,7 +224,7 @@ func (s *Store) ApplyPaid(ctx context.Context, ev Event, p Payment) (Event, erro
 // alone (verdict ignored, or duplicate if it already has that status).
 func (s *Store) ApplyClosed(ctx context.Context, ev Event, status string) (Event, error) {
 	err := s.inTx(ctx, func(tx txn) error {
-		o, err := lockOrder(ctx, tx, ev.OutTradeNo)
+		o, err := s.lockOrder(ctx, tx, ev.OutTradeNo)
 		if err == ErrNotFound {
 			ev.Verdict, ev.Reason = VerdictRejected, "unknown out_trade_no"
 			return s.insertEvent(ctx, tx, &ev)
@@ -183,14 +266,16 @@ func (s *Store) ApplyClosed(ctx context.Context, ev Event, status string) (Event
 // Unapplied is a payment Alipay took for an order the shop did not mark paid (paid after
 // the order was cancelled or closed): money owed back to the buyer.
 type Unapplied struct {
-	TradeNo  string // Alipay's trade number, for the shopper to quote
-	Refunded bool   // a later TRADE_CLOSED from Alipay says the money went back
+	TradeNo   string // Alipay's trade number, for the shopper to quote
+	Refunding bool   // the refund is made or under way, not yet confirmed
+	Refunded  bool   // the money went back (the refund succeeded, or Alipay closed the trade)
 }
 
 // UnappliedPayment finds the payment Alipay reported for orderID that the shop flagged
-// instead of applying, and whether Alipay has since closed that trade (a full refund
-// closes it; a closed trade never reopens, so a late resend of the payment notify
-// doesn't undo it). ok is false when there is none.
+// instead of applying, and how far its refund has got: a succeeded refund of that trade,
+// or a TRADE_CLOSED from Alipay for it (a full refund closes a trade, and a closed trade
+// never reopens, so a late resend of the payment notify doesn't undo it). ok is false
+// when there is none.
 func (s *Store) UnappliedPayment(ctx context.Context, orderID int64) (u Unapplied, ok bool, err error) {
 	rows := []struct {
 		Status  string `db:"trade_status"`
@@ -216,8 +301,19 @@ func (s *Store) UnappliedPayment(ctx context.Context, orderID int64) (u Unapplie
 			closed[r.TradeNo] = true
 		}
 	}
-	u.Refunded = ok && closed[u.TradeNo]
-	return u, ok, nil
+	if !ok {
+		return u, false, nil
+	}
+	var statuses []string
+	if err := s.db.SelectContext(ctx, &statuses, `SELECT status FROM refunds WHERE order_id = ? AND trade_no = ?`, orderID, u.TradeNo); err != nil {
+		return u, ok, err
+	}
+	for _, st := range statuses {
+		u.Refunded = u.Refunded || st == RefundSucceeded
+		u.Refunding = u.Refunding || st == RefundPending
+	}
+	u.Refunded = u.Refunded || closed[u.TradeNo]
+	return u, true, nil
 }
 
 // EventsForOrder lists an order's events, oldest first (operator view and tests).

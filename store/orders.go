@@ -56,6 +56,8 @@ type Order struct {
 	TrackingNo    string `db:"tracking_no"`
 	ShippedAt     Time   `db:"shipped_at"`
 	ReceivedAt    Time   `db:"received_at"`
+	Restocked     bool   `db:"restocked"`   // a refund gave its quantities back to stock
+	FinishedAt    Time   `db:"finished_at"` // Alipay finished the trade: no more refunds
 }
 
 // Payable reports whether the shopper may (still) pay the order at now.
@@ -108,7 +110,8 @@ func (e *GoodsError) Unwrap() error { return e.Err }
 
 const orderColumns = `id, out_trade_no, user_id, subject, total_fen, status, trade_no, buyer_id, buyer_logon_id,
 	refunded_fen, created_at, expires_at, paid_at, closed_at, cashier_at, reconcile_at, reconcile_tries,
-	needs_shipping, ship_name, ship_phone, ship_region, ship_detail, fulfilment, carrier, tracking_no, shipped_at, received_at`
+	needs_shipping, ship_name, ship_phone, ship_region, ship_detail, fulfilment, carrier, tracking_no, shipped_at, received_at,
+	restocked, finished_at`
 
 // CreateOrder stores an order with its items, reserving stock, in one transaction.
 func (s *Store) CreateOrder(ctx context.Context, n NewOrder) (Order, []OrderItem, error) {

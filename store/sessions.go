@@ -86,63 +86,90 @@ func sessionKey(id string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// StartSession records a new login of userID and returns its id for the cookie.
-func (s *Store) StartSession(ctx context.Context, userID int64) (string, error) {
+// sessionTable is where one kind of login lives: shoppers' in sessions, operators' in
+// operator_sessions. Each has its own cache, so one kind's id never opens the other.
+type sessionTable struct {
+	table, owner string
+	cache        *sessionCache
+}
+
+func (s *Store) shopperSessions() sessionTable {
+	return sessionTable{"sessions", "user_id", &s.sessions}
+}
+
+func (s *Store) operatorSessions() sessionTable {
+	return sessionTable{"operator_sessions", "operator_id", &s.opSessions}
+}
+
+func (s *Store) startSession(ctx context.Context, t sessionTable, ownerID int64) (string, error) {
 	b := make([]byte, 16)
 	if _, err := rand.Read(b); err != nil {
 		return "", err
 	}
 	id := hex.EncodeToString(b)
 	now := s.now()
-	_, err := s.wdb.ExecContext(ctx, `INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)`,
-		sessionKey(id), userID, At(now), At(now.Add(SessionTTL)))
+	_, err := s.wdb.ExecContext(ctx, `INSERT INTO `+t.table+` (id, `+t.owner+`, created_at, expires_at) VALUES (?, ?, ?, ?)`,
+		sessionKey(id), ownerID, At(now), At(now.Add(SessionTTL)))
 	if err != nil {
 		return "", err
 	}
-	s.sessions.put(id, cachedSession{userID: userID, expires: now.Add(SessionTTL)})
+	t.cache.put(id, cachedSession{userID: ownerID, expires: now.Add(SessionTTL)})
 	return id, nil
 }
 
-// SessionUser returns the user whose live session id is; ErrNotFound if it ended,
-// expired or never existed.
-func (s *Store) SessionUser(ctx context.Context, id string) (int64, error) {
+func (s *Store) sessionOwner(ctx context.Context, t sessionTable, id string) (int64, error) {
 	if id == "" {
 		return 0, ErrNotFound
 	}
 	now := s.now()
-	if v, ok := s.sessions.get(id); ok {
+	if v, ok := t.cache.get(id); ok {
 		if now.Before(v.expires) {
 			return v.userID, nil
 		}
-		s.sessions.drop(id)
+		t.cache.drop(id)
 		return 0, ErrNotFound
 	}
 	var row struct {
-		UserID  int64 `db:"user_id"`
+		Owner   int64 `db:"owner"`
 		Expires Time  `db:"expires_at"`
 	}
-	err := s.db.GetContext(ctx, &row, `SELECT user_id, expires_at FROM sessions WHERE id = ?`, sessionKey(id))
+	err := s.db.GetContext(ctx, &row, `SELECT `+t.owner+` AS owner, expires_at FROM `+t.table+` WHERE id = ?`, sessionKey(id))
 	if err != nil {
 		return 0, notFound(err)
 	}
 	if !now.Before(row.Expires.Time) {
 		return 0, ErrNotFound
 	}
-	s.sessions.put(id, cachedSession{userID: row.UserID, expires: row.Expires.Time})
-	return row.UserID, nil
+	t.cache.put(id, cachedSession{userID: row.Owner, expires: row.Expires.Time})
+	return row.Owner, nil
 }
 
-// EndSession ends one session (logout). Ending one that is already gone is not an error.
-func (s *Store) EndSession(ctx context.Context, id string) error {
+func (s *Store) endSession(ctx context.Context, t sessionTable, id string) error {
 	if id == "" {
 		return nil
 	}
-	s.sessions.drop(id)
-	_, err := s.wdb.ExecContext(ctx, `DELETE FROM sessions WHERE id = ?`, sessionKey(id))
+	t.cache.drop(id)
+	_, err := s.wdb.ExecContext(ctx, `DELETE FROM `+t.table+` WHERE id = ?`, sessionKey(id))
 	if err == nil {
 		s.sessionsEnded(ctx)
 	}
 	return err
+}
+
+// StartSession records a new login of userID and returns its id for the cookie.
+func (s *Store) StartSession(ctx context.Context, userID int64) (string, error) {
+	return s.startSession(ctx, s.shopperSessions(), userID)
+}
+
+// SessionUser returns the user whose live session id is; ErrNotFound if it ended,
+// expired or never existed.
+func (s *Store) SessionUser(ctx context.Context, id string) (int64, error) {
+	return s.sessionOwner(ctx, s.shopperSessions(), id)
+}
+
+// EndSession ends one session (logout). Ending one that is already gone is not an error.
+func (s *Store) EndSession(ctx context.Context, id string) error {
+	return s.endSession(ctx, s.shopperSessions(), id)
 }
 
 // EndOtherSessions ends every session of userID but keep (a password change).
@@ -155,18 +182,38 @@ func (s *Store) EndOtherSessions(ctx context.Context, userID int64, keep string)
 	return err
 }
 
-// PurgeSessions deletes sessions that expired before now and returns how many.
+// StartOperatorSession records a new back-office login of operatorID.
+func (s *Store) StartOperatorSession(ctx context.Context, operatorID int64) (string, error) {
+	return s.startSession(ctx, s.operatorSessions(), operatorID)
+}
+
+// SessionOperator returns the operator whose live back-office session id is.
+func (s *Store) SessionOperator(ctx context.Context, id string) (int64, error) {
+	return s.sessionOwner(ctx, s.operatorSessions(), id)
+}
+
+// EndOperatorSession ends one back-office session (logout).
+func (s *Store) EndOperatorSession(ctx context.Context, id string) error {
+	return s.endSession(ctx, s.operatorSessions(), id)
+}
+
+// PurgeSessions deletes sessions of both kinds that expired before now.
 func (s *Store) PurgeSessions(ctx context.Context) (int64, error) {
-	res, err := s.wdb.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at <= ?`, At(s.now()))
-	if err != nil {
-		return 0, err
+	var n int64
+	for _, t := range []string{"sessions", "operator_sessions"} {
+		res, err := s.wdb.ExecContext(ctx, `DELETE FROM `+t+` WHERE expires_at <= ?`, At(s.now()))
+		if err != nil {
+			return n, err
+		}
+		n += affected(res)
 	}
-	return affected(res), nil
+	return n, nil
 }
 
 // sessionsEnded is called after sessions were deleted. This process's cache has already
 // dropped them; other processes sharing the database learn of it through the engine's
-// change notification (PostgreSQL), where there can be other processes at all.
+// change notification (PostgreSQL), where there can be other processes at all, and
+// clear their caches of both kinds.
 func (s *Store) sessionsEnded(ctx context.Context) {
 	if s.changed != nil {
 		s.changed(ctx, changeSessions)

@@ -53,13 +53,20 @@ type Store struct {
 	goodsSnap atomic.Pointer[goodsSnapshot]
 	goodsTTL  time.Duration
 
-	sessions sessionCache
-	junk     junkBuffer
+	sessions   sessionCache // shoppers'
+	opSessions sessionCache // operators'
+	junk       junkBuffer
 
 	// changed tells other processes sharing the database that something they cache
 	// changed (nil where no other process can share it).
 	changed func(ctx context.Context, kind string)
+	// refundDue is told of a refund created by the store itself (the automatic refund
+	// of a late payment), so the refund worker starts on it at once.
+	refundDue func(id int64)
 }
+
+// OnRefundDue sets who is told when the store creates a refund on its own.
+func (s *Store) OnRefundDue(f func(id int64)) { s.refundDue = f }
 
 // Kinds of change other processes are told about.
 const (

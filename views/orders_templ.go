@@ -576,7 +576,7 @@ func Order(p OrderPage) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 43, "」状态，不会发货。我们已记录这笔款项，核实后将原路退回您的支付宝账户；如有疑问，请凭交易号联系客服。</p>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 43, "」状态，不会发货。这笔款项正在自动原路退回您的支付宝账户（退款中），通常几分钟内到账；如有疑问，请凭交易号联系客服。</p>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
