@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-
 	"storefront/payment"
 	"storefront/shoptest"
 	"storefront/store"
@@ -317,7 +316,10 @@ func TestPaidAfterCancelIsRefundedOnce(t *testing.T) {
 	// The notify 8 times at once, the return again, the query: still one refund.
 	var wg sync.WaitGroup
 	for range 8 {
-		wg.Go(func() { shop.Emulator.DeliverDue(ctx); shop.PostNotify(t, shop.NotifyFor(o, paid.TradeNo).Encode(), "application/x-www-form-urlencoded") })
+		wg.Go(func() {
+			shop.Emulator.DeliverDue(ctx)
+			shop.PostNotify(t, shop.NotifyFor(o, paid.TradeNo).Encode(), "application/x-www-form-urlencoded")
+		})
 	}
 	wg.Go(func() { b.Get(t, paid.ReturnURL) })
 	wg.Go(func() { shop.Pay.Reconcile(ctx, shop.Order(t, o.OutTradeNo), "test") })

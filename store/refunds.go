@@ -145,7 +145,7 @@ func (s *Store) createRefundTx(ctx context.Context, tx txn, n NewRefund) (Refund
 	ref, target := orderRef(o)
 	return r, s.logAction(ctx, tx, n.By, Action{Action: ActRefund, Target: target, OrderID: ref,
 		After: changes("退款", r.Amount.Yuan(), "请求号", r.OutRequestNo, "来源", r.Source, "退回库存", yesNo(r.Restock)),
-		Note: r.Reason})
+		Note:  r.Reason})
 }
 
 // refundLimit is what may be refunded in all on trade *tradeNo of o: the order's own
@@ -350,7 +350,7 @@ func (s *Store) RecordAlipayRefund(ctx context.Context, orderNo, tradeNo, outReq
 		ref, target := orderRef(o)
 		if err := s.logAction(ctx, tx, System, Action{Action: ActRefund, Target: target, OrderID: ref,
 			After: changes("退款", amount.Yuan(), "请求号", outRequestNo, "来源", RefundByAlipay),
-			Note: "支付宝后台的退款，由本店记录"}); err != nil {
+			Note:  "支付宝后台的退款，由本店记录"}); err != nil {
 			return err
 		}
 		_, err = s.settleRefundTx(ctx, tx, id, at)
