@@ -16,14 +16,14 @@ import (
 	"runtime/debug"
 	"syscall"
 
-	"storefront/handlers"
+	"storefront/web"
 )
 
 func main() {
 	tuneGC(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log := slog.New(handlers.NewLogHandler(slog.NewTextHandler(os.Stderr, nil)))
+	log := slog.New(web.NewLogHandler(slog.NewTextHandler(os.Stderr, nil)))
 	if err := run(ctx, os.Args[1:], os.Getenv, log); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)

@@ -21,6 +21,7 @@ import (
 	"storefront/payment"
 	"storefront/sandbox"
 	"storefront/store"
+	"storefront/web"
 )
 
 //go:embed schema.sql
@@ -95,8 +96,8 @@ func runShop(ctx context.Context, getenv func(string) string, out io.Writer, log
 		defer emu.Close()
 	}
 	static, _ := fs.Sub(staticFiles, "static")
-	hcfg := handlers.Config{Store: st, Payments: pay, Sessions: handlers.NewSessionStore(hashKey, blockKey,
-		strings.HasPrefix(cfg.PublicURL, "https://")), Static: static, Gateway: cfg.Gateway,
+	hcfg := handlers.Config{Store: st, Payments: pay, Sessions: web.NewSessionStore(hashKey, blockKey,
+		strings.HasPrefix(cfg.PublicURL, "https://"), "/"), Static: static, Gateway: cfg.Gateway,
 		OrderTTL: cfg.OrderTTL, Secure: strings.HasPrefix(cfg.PublicURL, "https://"), Logger: log,
 		DevReload: cfg.DevReload && cfg.Mode != modeProduction}
 	if emu != nil {

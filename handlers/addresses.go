@@ -8,6 +8,7 @@ import (
 
 	"storefront/store"
 	"storefront/views"
+	"storefront/web"
 )
 
 func (h *Handler) addresses(c echo.Context) error {
@@ -19,8 +20,8 @@ func (h *Handler) addresses(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return render(c, http.StatusOK, views.Addresses(views.AddressesPage{Layout: h.layout(c, "收货地址"), Addresses: as,
-		Next: safeNext(c.QueryParam("next"))}))
+	return web.Render(c, http.StatusOK, views.Addresses(views.AddressesPage{Layout: h.layout(c, "收货地址"), Addresses: as,
+		Next: web.SafeNext(c.QueryParam("next"))}))
 }
 
 // addAddress adds to the address book and goes back to next (确认订单, when the first
@@ -47,14 +48,14 @@ func (h *Handler) addAddress(c echo.Context) error {
 		if lerr != nil {
 			return lerr
 		}
-		return render(c, http.StatusBadRequest, views.Addresses(views.AddressesPage{Layout: h.layout(c, "收货地址"),
-			Addresses: as, Form: a, Error: msg, Field: fieldOf(ae), Next: safeNext(next)}))
+		return web.Render(c, http.StatusBadRequest, views.Addresses(views.AddressesPage{Layout: h.layout(c, "收货地址"),
+			Addresses: as, Form: a, Error: msg, Field: fieldOf(ae), Next: web.SafeNext(next)}))
 	case err != nil:
 		return err
 	}
 	if next != "" {
 		// Back to 确认订单 with the new address chosen.
-		return c.Redirect(http.StatusSeeOther, withParam(safeNext(next), "address_id", a.ID))
+		return c.Redirect(http.StatusSeeOther, web.WithParam(web.SafeNext(next), "address_id", a.ID))
 	}
 	h.flash(c, "地址已保存。")
 	return c.Redirect(http.StatusSeeOther, "/addresses")
@@ -68,7 +69,7 @@ func fieldOf(ae *store.AddressError) string {
 }
 
 func (h *Handler) defaultAddress(c echo.Context) error {
-	id, err := idParam(c, "id")
+	id, err := web.IDParam(c, "id")
 	if err != nil {
 		return err
 	}
@@ -84,7 +85,7 @@ func (h *Handler) defaultAddress(c echo.Context) error {
 }
 
 func (h *Handler) deleteAddress(c echo.Context) error {
-	id, err := idParam(c, "id")
+	id, err := web.IDParam(c, "id")
 	if err != nil {
 		return err
 	}
@@ -102,7 +103,7 @@ func (h *Handler) deleteAddress(c echo.Context) error {
 // backTo is the form's local next, or def.
 func backTo(c echo.Context, def string) string {
 	if n := c.FormValue("next"); n != "" {
-		return safeNext(n)
+		return web.SafeNext(n)
 	}
 	return def
 }

@@ -11,6 +11,7 @@ import (
 
 	"storefront/store"
 	"storefront/views"
+	"storefront/web"
 )
 
 // dummyHash makes a login for an unknown email cost one bcrypt comparison too, so
@@ -21,13 +22,13 @@ var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a real password"), bc
 const maxEmail = 254
 
 func (h *Handler) signupForm(c echo.Context) error {
-	return render(c, http.StatusOK, views.Auth(views.AuthPage{Layout: h.layout(c, "注册"), Signup: true,
-		Next: safeNext(c.QueryParam("next"))}))
+	return web.Render(c, http.StatusOK, views.Auth(views.AuthPage{Layout: h.layout(c, "注册"), Signup: true,
+		Next: web.SafeNext(c.QueryParam("next"))}))
 }
 
 func (h *Handler) loginForm(c echo.Context) error {
-	next := safeNext(c.QueryParam("next"))
-	return render(c, http.StatusOK, views.Auth(views.AuthPage{Layout: h.layout(c, "登录"), Next: next,
+	next := web.SafeNext(c.QueryParam("next"))
+	return web.Render(c, http.StatusOK, views.Auth(views.AuthPage{Layout: h.layout(c, "登录"), Next: next,
 		Why: loginReason(next)}))
 }
 
@@ -37,7 +38,7 @@ func (h *Handler) authForm(c echo.Context, status int, signup bool, email, next,
 	if signup {
 		title = "注册"
 	}
-	return render(c, status, views.Auth(views.AuthPage{Layout: h.layout(c, title), Signup: signup,
+	return web.Render(c, status, views.Auth(views.AuthPage{Layout: h.layout(c, title), Signup: signup,
 		Email: email, Next: next, Error: msg}))
 }
 
@@ -48,7 +49,7 @@ func validPassword(p string) bool {
 }
 
 func (h *Handler) signup(c echo.Context) error {
-	email, password, next := c.FormValue("email"), c.FormValue("password"), safeNext(c.FormValue("next"))
+	email, password, next := c.FormValue("email"), c.FormValue("password"), web.SafeNext(c.FormValue("next"))
 	addr, err := mail.ParseAddress(email)
 	if err != nil || addr.Address != email || len(email) > maxEmail {
 		return h.authForm(c, http.StatusBadRequest, true, "", next, "请输入有效的邮箱地址。")
@@ -57,7 +58,7 @@ func (h *Handler) signup(c echo.Context) error {
 		return h.authForm(c, http.StatusBadRequest, true, email, next, "密码长度需为 8 到 72 个字符。")
 	}
 	// The limiter decides before bcrypt is paid: account creation costs the shop a hash.
-	if !h.limits.allowSignup(c.RealIP()) {
+	if !h.limits.AllowSignup(c.RealIP()) {
 		return echo.NewHTTPError(http.StatusTooManyRequests)
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), h.cfg.BcryptCost)
@@ -74,9 +75,9 @@ func (h *Handler) signup(c echo.Context) error {
 }
 
 func (h *Handler) login(c echo.Context) error {
-	email, password, next := c.FormValue("email"), c.FormValue("password"), safeNext(c.FormValue("next"))
+	email, password, next := c.FormValue("email"), c.FormValue("password"), web.SafeNext(c.FormValue("next"))
 	ip := c.RealIP()
-	if !h.limits.loginFrom(ip) {
+	if !h.limits.LoginFrom(ip) {
 		return echo.NewHTTPError(http.StatusTooManyRequests)
 	}
 	account := store.NormalizeEmail(email)
@@ -84,7 +85,7 @@ func (h *Handler) login(c echo.Context) error {
 		// Refused before it reaches any per-account table: nothing to remember.
 		return h.authForm(c, http.StatusBadRequest, false, "", next, "请输入邮箱和密码。")
 	}
-	if !h.limits.loginTo(ip, account) {
+	if !h.limits.LoginTo(ip, account) {
 		return echo.NewHTTPError(http.StatusTooManyRequests)
 	}
 	u, err := h.st.UserByEmail(c.Request().Context(), account)
@@ -97,7 +98,7 @@ func (h *Handler) login(c echo.Context) error {
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || u.ID == 0 {
 		return h.authForm(c, http.StatusUnauthorized, false, email, next, "邮箱或密码不正确。")
 	}
-	h.limits.loginSucceeded(ip, account)
+	h.limits.LoginSucceeded(ip, account)
 	return h.startSession(c, u, next)
 }
 
@@ -140,7 +141,7 @@ func (h *Handler) passwordForm(c echo.Context) error {
 	if _, err := requireUser(c, "/account/password"); answered(c) || err != nil {
 		return err
 	}
-	return render(c, http.StatusOK, views.Password(views.PasswordPage{Layout: h.layout(c, "修改密码")}))
+	return web.Render(c, http.StatusOK, views.Password(views.PasswordPage{Layout: h.layout(c, "修改密码")}))
 }
 
 // changePassword checks the current password (limited like a login: it is one), sets
@@ -151,7 +152,7 @@ func (h *Handler) changePassword(c echo.Context) error {
 		return err
 	}
 	again := func(status int, msg string) error {
-		return render(c, status, views.Password(views.PasswordPage{Layout: h.layout(c, "修改密码"), Error: msg}))
+		return web.Render(c, status, views.Password(views.PasswordPage{Layout: h.layout(c, "修改密码"), Error: msg}))
 	}
 	current, next, confirm := c.FormValue("current"), c.FormValue("password"), c.FormValue("confirm")
 	if !validPassword(next) {
@@ -161,7 +162,7 @@ func (h *Handler) changePassword(c echo.Context) error {
 		return again(http.StatusBadRequest, "两次输入的新密码不一致。")
 	}
 	ip := c.RealIP()
-	if !h.limits.loginFrom(ip) || !h.limits.loginTo(ip, u.Email) {
+	if !h.limits.LoginFrom(ip) || !h.limits.LoginTo(ip, u.Email) {
 		return echo.NewHTTPError(http.StatusTooManyRequests)
 	}
 	ctx := c.Request().Context()
@@ -172,7 +173,7 @@ func (h *Handler) changePassword(c echo.Context) error {
 	if bcrypt.CompareHashAndPassword([]byte(user.PasswordHash), []byte(current)) != nil {
 		return again(http.StatusUnauthorized, "当前密码不正确。")
 	}
-	h.limits.loginSucceeded(ip, u.Email)
+	h.limits.LoginSucceeded(ip, u.Email)
 	hash, err := bcrypt.GenerateFromPassword([]byte(next), h.cfg.BcryptCost)
 	if err != nil {
 		return err
@@ -192,15 +193,15 @@ func loginReason(next string) string {
 	switch {
 	case next == "/":
 		return ""
-	case hasPathPrefix(next, "/cart"):
+	case web.HasPathPrefix(next, "/cart"):
 		return "请先登录，登录后回到购物车。"
-	case hasPathPrefix(next, "/checkout"), hasPathPrefix(next, "/goods"):
+	case web.HasPathPrefix(next, "/checkout"), web.HasPathPrefix(next, "/goods"):
 		return "请先登录再下单，登录后继续购买。"
-	case hasPathPrefix(next, "/orders"), hasPathPrefix(next, "/show_msg"):
+	case web.HasPathPrefix(next, "/orders"), web.HasPathPrefix(next, "/show_msg"):
 		return "请先登录，登录后查看您的订单。"
-	case hasPathPrefix(next, "/purchases"):
+	case web.HasPathPrefix(next, "/purchases"):
 		return "请先登录，登录后查看已购商品。"
-	case hasPathPrefix(next, "/addresses"), hasPathPrefix(next, "/account"):
+	case web.HasPathPrefix(next, "/addresses"), web.HasPathPrefix(next, "/account"):
 		return "请先登录，登录后管理您的账户。"
 	}
 	return "请先登录。"

@@ -11,6 +11,7 @@ import (
 	"storefront/money"
 	"storefront/store"
 	"storefront/views"
+	"storefront/web"
 )
 
 // A visitor's cart lives in the session cookie as "goods:qty:seen_fen,…" until they log
@@ -118,7 +119,7 @@ func (h *Handler) cart(c echo.Context) error {
 	if p.Total > money.MaxAlipay {
 		p.Ready, p.OverLimit = false, true
 	}
-	return render(c, http.StatusOK, views.Cart(p))
+	return web.Render(c, http.StatusOK, views.Cart(p))
 }
 
 // addToCart adds goods to the cart — the account's, or a visitor's in the session. The
@@ -127,11 +128,11 @@ func (h *Handler) cart(c echo.Context) error {
 func (h *Handler) addToCart(c echo.Context) error {
 	id, err := strconv.ParseInt(c.FormValue("goods_id"), 10, 64)
 	if err != nil || id <= 0 {
-		return badRequest("请选择要加入购物车的商品。")
+		return web.BadRequest("请选择要加入购物车的商品。")
 	}
 	qty, err := qtyValue(c.FormValue("qty"), 1)
 	if err != nil {
-		return &aboutGoods{err: err, id: id}
+		return web.AboutGoods(err, id)
 	}
 	ctx := c.Request().Context()
 	g, err := h.st.GoodsByID(ctx, id)
@@ -140,13 +141,13 @@ func (h *Handler) addToCart(c echo.Context) error {
 	}
 	if c.FormValue("buy_now") != "" {
 		if !g.InStock(qty) {
-			return &aboutGoods{err: &store.GoodsError{Err: store.ErrOutOfStock, Name: g.Name}, id: id}
+			return web.AboutGoods(&store.GoodsError{Err: store.ErrOutOfStock, Name: g.Name}, id)
 		}
 		return c.Redirect(http.StatusSeeOther, checkoutURL(id, qty))
 	}
 	if u, ok := currentUser(c); ok {
 		if err := h.st.AddToCart(ctx, u.ID, id, qty); err != nil {
-			return &aboutGoods{err: err, id: id}
+			return web.AboutGoods(err, id)
 		}
 	} else {
 		ls := visitorCart(c)
@@ -154,14 +155,14 @@ func (h *Handler) addToCart(c echo.Context) error {
 		for i := range ls {
 			if ls[i].goodsID == id {
 				if ls[i].qty+qty > 99 {
-					return &aboutGoods{err: &store.CartLineFullError{Have: ls[i].qty}, id: id}
+					return web.AboutGoods(&store.CartLineFullError{Have: ls[i].qty}, id)
 				}
 				ls[i].qty, ls[i].seen, found = ls[i].qty+qty, g.Price, true
 			}
 		}
 		if !found {
 			if len(ls) >= maxVisitorLines {
-				return &aboutGoods{err: store.ErrTooManyInCart, id: id}
+				return web.AboutGoods(store.ErrTooManyInCart, id)
 			}
 			ls = append(ls, visitorLine{id, qty, g.Price})
 		}
@@ -179,7 +180,7 @@ func checkoutURL(goodsID, qty int64) string {
 }
 
 func (h *Handler) removeFromCart(c echo.Context) error {
-	id, err := idParam(c, "goods_id")
+	id, err := web.IDParam(c, "goods_id")
 	if err != nil {
 		return err
 	}
@@ -204,7 +205,7 @@ func (h *Handler) removeFromCart(c echo.Context) error {
 
 // setCartQty sets one line's quantity (1–99) from the cart page.
 func (h *Handler) setCartQty(c echo.Context) error {
-	id, err := idParam(c, "goods_id")
+	id, err := web.IDParam(c, "goods_id")
 	if err != nil {
 		return err
 	}
@@ -213,7 +214,7 @@ func (h *Handler) setCartQty(c echo.Context) error {
 		return err
 	}
 	if qty == 0 {
-		return badRequest("数量必须是 1 到 99 之间的整数。")
+		return web.BadRequest("数量必须是 1 到 99 之间的整数。")
 	}
 	if u, ok := currentUser(c); ok {
 		if err := h.st.SetCartQty(c.Request().Context(), u.ID, id, qty); err != nil {
@@ -229,7 +230,7 @@ func (h *Handler) setCartQty(c echo.Context) error {
 		}
 	}
 	if !found {
-		return errNotFound
+		return web.ErrNotFound
 	}
 	if err := h.saveVisitorCart(c, ls); err != nil {
 		return err

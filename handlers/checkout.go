@@ -11,6 +11,7 @@ import (
 	"storefront/payment"
 	"storefront/store"
 	"storefront/views"
+	"storefront/web"
 )
 
 // buyNow reads 立即购买's goods_id and qty (goods_id "" = checking out the cart).
@@ -20,7 +21,7 @@ func buyNow(c echo.Context, goodsID, qty string) (id, n int64, err error) {
 	}
 	id, err = strconv.ParseInt(goodsID, 10, 64)
 	if err != nil || id <= 0 {
-		return 0, 0, errNotFound
+		return 0, 0, web.ErrNotFound
 	}
 	n, err = qtyValue(qty, 1)
 	return id, n, err
@@ -33,7 +34,7 @@ func optionalID(v, msg string) (int64, error) {
 	}
 	id, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || id <= 0 {
-		return 0, badRequest(msg)
+		return 0, web.BadRequest(msg)
 	}
 	return id, nil
 }
@@ -97,7 +98,7 @@ func (h *Handler) checkoutPage(c echo.Context) error {
 	if p.NeedsAddress && len(addrs) == 0 {
 		p.Ready = false
 	}
-	return render(c, http.StatusOK, views.Checkout(p))
+	return web.Render(c, http.StatusOK, views.Checkout(p))
 }
 
 // checkout is 提交订单: one order for the whole cart (which then empties) or for the
@@ -127,7 +128,7 @@ func (h *Handler) checkout(c echo.Context) error {
 	if v := c.FormValue("expect_fen"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n <= 0 {
-			return badRequest("订单合计无效，请刷新页面后再提交。")
+			return web.BadRequest("订单合计无效，请刷新页面后再提交。")
 		}
 		expect = money.Fen(n)
 	}
@@ -152,9 +153,9 @@ func (h *Handler) checkout(c echo.Context) error {
 		h.flash(c, "请先填写收货地址。")
 		return c.Redirect(http.StatusSeeOther, back)
 	case errors.Is(err, store.ErrNoSuchAddress):
-		return badRequest("找不到这个收货地址，请重新选择。")
+		return web.BadRequest("找不到这个收货地址，请重新选择。")
 	case err != nil && gid != 0:
-		return &aboutGoods{err: err, id: gid}
+		return web.AboutGoods(err, gid)
 	case err != nil:
 		return err
 	}
@@ -166,7 +167,7 @@ func (h *Handler) checkout(c echo.Context) error {
 // shipping to the address given or their default. Physical goods for a shopper with no
 // address at all go to 确认订单 instead, and nothing is created.
 func (h *Handler) purchase(c echo.Context) error {
-	id, err := idParam(c, "id")
+	id, err := web.IDParam(c, "id")
 	if err != nil {
 		return err
 	}
@@ -176,7 +177,7 @@ func (h *Handler) purchase(c echo.Context) error {
 	}
 	qty, err := qtyValue(c.FormValue("qty"), 1)
 	if err != nil {
-		return &aboutGoods{err: err, id: id}
+		return web.AboutGoods(err, id)
 	}
 	addressID, err := optionalID(c.FormValue("address_id"), "收货地址无效，请重新选择。")
 	if err != nil {
@@ -191,11 +192,11 @@ func (h *Handler) purchase(c echo.Context) error {
 	case errors.Is(err, store.ErrNeedAddress):
 		return c.Redirect(http.StatusSeeOther, checkoutURL(id, qty))
 	case errors.Is(err, store.ErrNoSuchAddress):
-		return badRequest("找不到这个收货地址，请重新选择。")
+		return web.BadRequest("找不到这个收货地址，请重新选择。")
 	case errors.Is(err, store.ErrNotFound):
 		return err
 	case err != nil:
-		return &aboutGoods{err: err, id: id}
+		return web.AboutGoods(err, id)
 	}
 	url, err := h.pay.PayURL(o, product(c))
 	return h.toCashier(c, o, url, err)

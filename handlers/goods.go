@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"strconv"
 	"sync"
 
 	"github.com/a-h/templ"
@@ -13,20 +12,11 @@ import (
 
 	"storefront/store"
 	"storefront/views"
+	"storefront/web"
 )
 
 // goodsPerPage is the goods list's page size: a page never grows with the catalogue.
 const goodsPerPage = 20
-
-// idParam reads a positive integer path parameter; anything else is a 404, as an
-// unknown id would be.
-func idParam(c echo.Context, name string) (int64, error) {
-	id, err := strconv.ParseInt(c.Param(name), 10, 64)
-	if err != nil || id <= 0 {
-		return 0, errNotFound
-	}
-	return id, nil
-}
 
 // gridCache keeps rendered goods grids, keyed by the catalogue page they show (the
 // store's key names its goods snapshot, so a change of goods never serves a stale
@@ -57,7 +47,7 @@ func (g *gridCache) put(k any, b []byte) {
 
 func (h *Handler) goodsList(c echo.Context) error {
 	q := store.CatalogueQuery{Category: c.QueryParam("category"), Q: c.QueryParam("q"),
-		Sort: c.QueryParam("sort"), Page: pageParam(c), PerPage: goodsPerPage}
+		Sort: c.QueryParam("sort"), Page: web.PageParam(c), PerPage: goodsPerPage}
 	page, err := h.st.Catalogue(c.Request().Context(), q)
 	if err != nil {
 		return err
@@ -80,7 +70,7 @@ func (h *Handler) goodsList(c echo.Context) error {
 		_, err := w.Write(grid)
 		return err
 	})
-	return render(c, http.StatusOK, views.GoodsList(views.GoodsListPage{Layout: l, Grid: fill,
+	return web.Render(c, http.StatusOK, views.GoodsList(views.GoodsListPage{Layout: l, Grid: fill,
 		Query: q, Total: page.Total, Categories: page.Categories,
 		Pager: views.Pager{Page: q.Page, More: q.Page*goodsPerPage < page.Total, Path: "/",
 			Query: views.CatalogueParams(q), Pages: (page.Total + goodsPerPage - 1) / goodsPerPage}}))
@@ -106,7 +96,7 @@ func (h *Handler) goodsGrid(c echo.Context, page store.CataloguePage) ([]byte, e
 }
 
 func (h *Handler) goodsDetail(c echo.Context) error {
-	id, err := idParam(c, "id")
+	id, err := web.IDParam(c, "id")
 	if err != nil {
 		return err
 	}
@@ -114,5 +104,5 @@ func (h *Handler) goodsDetail(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return render(c, http.StatusOK, views.GoodsDetail(views.GoodsDetailPage{Layout: h.layout(c, g.Name), Goods: g}))
+	return web.Render(c, http.StatusOK, views.GoodsDetail(views.GoodsDetailPage{Layout: h.layout(c, g.Name), Goods: g}))
 }

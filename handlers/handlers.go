@@ -1,20 +1,25 @@
-// Package handlers speaks HTTP for the shop: it builds the router, reads requests,
-// calls the store, the Alipay rules and the views, and maps errors to pages in one
-// place (errors.go).
+// Package handlers is the shop's room: its pages and forms, Alipay's notify and return.
+// It reads requests, calls the store, the Alipay rules and the views; the router, the
+// middleware and the mapping of errors to statuses are package web's, shared with the
+// back office.
 package handlers
 
 import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
+	"github.com/a-h/templ"
 	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
 	"golang.org/x/crypto/bcrypt"
 
 	"storefront/payment"
 	"storefront/store"
+	"storefront/views"
+	"storefront/web"
 )
 
 // Config holds the handlers' dependencies and settings.
@@ -30,12 +35,15 @@ type Config struct {
 	Now      func() time.Time
 	Logger   *slog.Logger
 	// Limits for login and signup attempts; zero fields take the defaults.
-	Limits Limits
+	Limits web.Limits
 	// DevReload lets templ's live-reload proxy (go tool task dev) run its script; never
 	// set in production, where the CSP allows no script at all.
 	DevReload bool
 	// BcryptCost for new passwords; zero means bcrypt.DefaultCost (tests lower it).
 	BcryptCost int
+	// Rooms mount more of the site on the same router (the back office), sharing its
+	// middleware and error mapping.
+	Rooms []func(*web.Server)
 }
 
 // Handler holds what every handler needs.
@@ -45,16 +53,17 @@ type Handler struct {
 	pay    *payment.Service
 	now    func() time.Time
 	log    *slog.Logger
-	limits authLimits
-	grids  gridCache      // rendered goods grids, per catalogue page
-	routed map[route]bool // every registered (method, path)
+	limits web.AuthLimits
+	grids  gridCache // rendered goods grids, per catalogue page
+	srv    *web.Server
 }
 
-// route is a registered method and path template, the key of Handler.routed.
-type route struct{ method, path string }
+// Paths called by machines, not browsers: no session, no CSRF token.
+var machinePaths = []string{"/check_order", "/healthz", "/static/*"}
 
-// New returns the shop's router with every route and middleware installed.
-func New(cfg Config) *echo.Echo {
+// New returns the site's router: the shared plumbing (package web), the shop's routes,
+// and those of every room in cfg.Rooms.
+func New(cfg Config) *web.Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -67,34 +76,22 @@ func New(cfg Config) *echo.Echo {
 	if cfg.OrderTTL <= 0 {
 		cfg.OrderTTL = 30 * time.Minute
 	}
+	srv := web.New(web.Config{Gateway: cfg.Gateway, Secure: cfg.Secure, DevReload: cfg.DevReload, Logger: cfg.Logger,
+		Foreign: "/sandbox", Machine: machinePaths})
 	h := &Handler{cfg: cfg, st: cfg.Store, pay: cfg.Payments, now: cfg.Now, log: cfg.Logger,
-		limits: newAuthLimits(cfg.Limits, cfg.Now)}
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	// No proxy in front by default: the peer address is the client. Trusting
-	// X-Forwarded-For would let anyone reset their login rate limit.
-	e.IPExtractor = echo.ExtractIPDirect()
-	e.HTTPErrorHandler = h.handleError
-	h.middleware(e)
-	h.routes(e)
-	h.routed = map[route]bool{}
-	for _, r := range e.Routes() {
-		h.routed[route{r.Method, r.Path}] = true
+		limits: web.NewAuthLimits(cfg.Limits, cfg.Now), srv: srv}
+	srv.Use(h.loadSession)
+	srv.Room("/", h.errorPage)
+	h.routes(srv)
+	for _, mount := range cfg.Rooms {
+		mount(srv)
 	}
-	return e
+	return srv
 }
 
-// isRouted reports whether the request matched a route with its method. Requests that
-// did not are answered 404 or 405 by the router's own handler, so checks that would
-// answer them differently (a CSRF 403 for a POST to a GET-only page) step aside.
-func (h *Handler) isRouted(c echo.Context) bool {
-	return h.routed[route{c.Request().Method, c.Path()}] // a struct key: no string built per request
-}
-
-func (h *Handler) routes(e *echo.Echo) {
-	// Every page that answers GET answers HEAD too, as HTTP expects (uptime probes and
-	// link checkers use it); net/http drops the body of a HEAD response.
-	get := func(path string, fn echo.HandlerFunc) { e.Match([]string{http.MethodGet, http.MethodHead}, path, fn) }
+func (h *Handler) routes(srv *web.Server) {
+	get := srv.Get
+	e := srv.Echo
 	get("/", h.goodsList)
 	get("/goods/:id", h.goodsDetail)
 	get("/signup", h.signupForm)
@@ -132,6 +129,24 @@ func (h *Handler) routes(e *echo.Echo) {
 		e.Any("/sandbox", sb)
 		e.Any("/sandbox/*", sb)
 	}
+}
+
+// errorPage is the shop's error page: what happened, and the ways on — the order or
+// goods it is about, the orders page after a failed payment result, the home page.
+func (h *Handler) errorPage(c echo.Context, p web.Problem) templ.Component {
+	page := views.ErrorPage{Layout: h.layout(c, p.Title), Status: p.Status, Message: p.Msg, Next: p.Next,
+		OrderNo: p.OrderNo, RequestID: p.RequestID}
+	if p.OrderNo != "" {
+		page.Links = append(page.Links, views.Link{Href: "/orders/" + p.OrderNo, Text: "查看订单"})
+	}
+	if p.GoodsID != 0 {
+		page.Links = append(page.Links, views.Link{Href: "/goods/" + strconv.FormatInt(p.GoodsID, 10), Text: "返回商品"})
+	}
+	if p.OrderNo != "" || p.Payment {
+		page.Links = append(page.Links, views.Link{Href: "/orders", Text: "我的订单"})
+	}
+	page.Links = append(page.Links, views.Link{Href: "/", Text: "返回首页"})
+	return views.Error(page)
 }
 
 func (h *Handler) healthz(c echo.Context) error {

@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"storefront/store"
+	"storefront/web"
 )
 
 // checkOrder is Alipay's notify. The answer is exactly "success" once the transaction
@@ -15,17 +16,17 @@ import (
 // anything else, so Alipay keeps resending until the shop really has it.
 func (h *Handler) checkOrder(c echo.Context) error {
 	r := c.Request()
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, maxBody))
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, web.MaxBody))
 	if err != nil {
 		reason := "body unreadable"
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			reason = "body larger than 64 KiB"
 		}
-		h.pay.RefuseNotify(r.Context(), reason, body, RequestID(r.Context()))
+		h.pay.RefuseNotify(r.Context(), reason, body, web.RequestID(r.Context()))
 		return c.String(http.StatusOK, "fail")
 	}
-	ev, err := h.pay.HandleNotify(r.Context(), body, r.Header.Get(echo.HeaderContentType), RequestID(r.Context()))
+	ev, err := h.pay.HandleNotify(r.Context(), body, r.Header.Get(echo.HeaderContentType), web.RequestID(r.Context()))
 	if err != nil {
 		h.log.ErrorContext(r.Context(), "notify not stored", "err", err)
 		return c.String(http.StatusOK, "fail")
@@ -42,18 +43,18 @@ func (h *Handler) showMsg(c echo.Context) error {
 	if len(c.QueryParams()) == 0 {
 		return h.backFromCashier(c)
 	}
-	ctx, stop := timeoutCtx(c)
+	ctx, stop := web.TimeoutCtx(c)
 	defer stop()
-	o, err := h.pay.HandleReturn(ctx, c.QueryParams(), RequestID(ctx))
+	o, err := h.pay.HandleReturn(ctx, c.QueryParams(), web.RequestID(ctx))
 	if err != nil {
-		return inOrder(err, h.ownClaimedOrder(c, c.QueryParam("out_trade_no")))
+		return web.InOrder(err, h.ownClaimedOrder(c, c.QueryParam("out_trade_no")))
 	}
 	u, err := requireUser(c, c.Request().URL.RequestURI())
 	if answered(c) || err != nil {
 		return err
 	}
 	if o.UserID != u.ID {
-		return errNotFound
+		return web.ErrNotFound
 	}
 	return h.renderOrder(c, o, true)
 }

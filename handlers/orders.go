@@ -10,6 +10,7 @@ import (
 	"storefront/payment"
 	"storefront/store"
 	"storefront/views"
+	"storefront/web"
 )
 
 // perPage is the length of the orders and purchases lists.
@@ -22,18 +23,9 @@ func qtyValue(s string, def int64) (int64, error) {
 	}
 	q, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || q < 1 || q > 99 {
-		return 0, badRequest("数量必须是 1 到 99 之间的整数。")
+		return 0, web.BadRequest("数量必须是 1 到 99 之间的整数。")
 	}
 	return q, nil
-}
-
-// pageParam reads ?page=N leniently: a bad or missing value is page 1.
-func pageParam(c echo.Context) int {
-	p, err := strconv.Atoi(c.QueryParam("page"))
-	if err != nil || p < 1 || p > 1_000_000 {
-		return 1
-	}
-	return p
 }
 
 // orders is 我的订单, one tab at a time (全部 / 待付款 / 待发货 / 已发货 / 退款 / 已关闭).
@@ -46,7 +38,7 @@ func (h *Handler) orders(c echo.Context) error {
 	if !store.ValidTab(tab) {
 		tab = store.TabAll
 	}
-	page := pageParam(c)
+	page := web.PageParam(c)
 	os, more, err := h.st.ListOrders(c.Request().Context(), u.ID, tab, perPage, (page-1)*perPage)
 	if err != nil {
 		return err
@@ -55,7 +47,7 @@ func (h *Handler) orders(c echo.Context) error {
 	if tab != "" {
 		pager.Query = "tab=" + tab
 	}
-	return render(c, http.StatusOK, views.Orders(views.OrdersPage{Layout: h.layout(c, "我的订单"), Orders: os,
+	return web.Render(c, http.StatusOK, views.Orders(views.OrdersPage{Layout: h.layout(c, "我的订单"), Orders: os,
 		Now: h.now(), Tab: tab, Pager: pager}))
 }
 
@@ -68,7 +60,7 @@ func (h *Handler) ownOrder(c echo.Context) (store.Order, error) {
 		return store.Order{}, err
 	}
 	if len(no) == 0 || len(no) > 64 {
-		return store.Order{}, errNotFound
+		return store.Order{}, web.ErrNotFound
 	}
 	return h.st.OrderForUser(c.Request().Context(), u.ID, no)
 }
@@ -100,7 +92,7 @@ func (h *Handler) renderOrder(c echo.Context, o store.Order, result bool) error 
 			p.Unapplied = &u
 		}
 	}
-	return render(c, http.StatusOK, views.Order(p))
+	return web.Render(c, http.StatusOK, views.Order(p))
 }
 
 // payAgain sends an unpaid, unexpired order back to the cashier: same out_trade_no,
@@ -112,15 +104,15 @@ func (h *Handler) payAgain(c echo.Context) error {
 	}
 	if !o.Payable(h.now()) {
 		if o.Status == store.StatusUnpaid {
-			return inOrder(conflict("订单已超过支付期限，请重新下单。"), o.OutTradeNo)
+			return web.InOrder(web.Conflict("订单已超过支付期限，请重新下单。"), o.OutTradeNo)
 		}
 		if o.Status == store.StatusPaid {
-			return inOrder(conflict("订单已支付，请勿重复支付。"), o.OutTradeNo)
+			return web.InOrder(web.Conflict("订单已支付，请勿重复支付。"), o.OutTradeNo)
 		}
-		return inOrder(conflict("订单"+views.StatusText(o.Status)+"，不能再付款。"), o.OutTradeNo)
+		return web.InOrder(web.Conflict("订单"+views.StatusText(o.Status)+"，不能再付款。"), o.OutTradeNo)
 	}
 	url, err := h.pay.PayAgainURL(c.Request().Context(), o, product(c))
-	return inOrder(h.toCashier(c, o, url, err), o.OutTradeNo)
+	return web.InOrder(h.toCashier(c, o, url, err), o.OutTradeNo)
 }
 
 // cancelForm asks before cancelling (取消订单 is a page, not a script's confirm box).
@@ -130,9 +122,9 @@ func (h *Handler) cancelForm(c echo.Context) error {
 		return err
 	}
 	if o.Status != store.StatusUnpaid {
-		return inOrder(conflict("订单"+views.StatusText(o.Status)+"，不能取消。"), o.OutTradeNo)
+		return web.InOrder(web.Conflict("订单"+views.StatusText(o.Status)+"，不能取消。"), o.OutTradeNo)
 	}
-	return render(c, http.StatusOK, views.CancelConfirm(views.OrderPage{Layout: h.layout(c, "取消订单"), Order: o}))
+	return web.Render(c, http.StatusOK, views.CancelConfirm(views.OrderPage{Layout: h.layout(c, "取消订单"), Order: o}))
 }
 
 func (h *Handler) cancel(c echo.Context) error {
@@ -141,18 +133,18 @@ func (h *Handler) cancel(c echo.Context) error {
 		return err
 	}
 	if o.Status != store.StatusUnpaid {
-		return inOrder(conflict("订单"+views.StatusText(o.Status)+"，不能取消。"), o.OutTradeNo)
+		return web.InOrder(web.Conflict("订单"+views.StatusText(o.Status)+"，不能取消。"), o.OutTradeNo)
 	}
-	ctx, stop := timeoutCtx(c)
+	ctx, stop := web.TimeoutCtx(c)
 	defer stop()
-	err = h.pay.Cancel(ctx, o, RequestID(ctx))
+	err = h.pay.Cancel(ctx, o, web.RequestID(ctx))
 	switch {
 	case errors.Is(err, payment.ErrAlreadyPaid):
 		h.flash(c, "该订单已在支付宝付款成功，无法取消。")
 	case errors.Is(err, store.ErrNotUnpaid):
 		h.flash(c, "订单状态已变化，未取消。")
 	case err != nil:
-		return inOrder(err, o.OutTradeNo)
+		return web.InOrder(err, o.OutTradeNo)
 	default:
 		h.flash(c, "订单已取消。")
 	}
@@ -167,7 +159,7 @@ func (h *Handler) receive(c echo.Context) error {
 	}
 	err = h.st.ConfirmReceived(c.Request().Context(), o.UserID, o.OutTradeNo)
 	if errors.Is(err, store.ErrNotShipped) {
-		return inOrder(conflict("订单尚未发货，或已确认收货。"), o.OutTradeNo)
+		return web.InOrder(web.Conflict("订单尚未发货，或已确认收货。"), o.OutTradeNo)
 	} else if err != nil {
 		return err
 	}
@@ -180,12 +172,12 @@ func (h *Handler) purchases(c echo.Context) error {
 	if answered(c) || err != nil {
 		return err
 	}
-	page := pageParam(c)
+	page := web.PageParam(c)
 	ps, more, err := h.st.ListPurchases(c.Request().Context(), u.ID, perPage, (page-1)*perPage)
 	if err != nil {
 		return err
 	}
-	return render(c, http.StatusOK, views.Purchases(views.PurchasesPage{Layout: h.layout(c, "已购商品"), Purchases: ps,
+	return web.Render(c, http.StatusOK, views.Purchases(views.PurchasesPage{Layout: h.layout(c, "已购商品"), Purchases: ps,
 		Pager: views.Pager{Page: page, More: more, Path: "/purchases"}}))
 }
 
@@ -194,5 +186,5 @@ func (h *Handler) account(c echo.Context) error {
 	if _, err := requireUser(c, "/account"); answered(c) || err != nil {
 		return err
 	}
-	return render(c, http.StatusOK, views.Account(views.AccountPage{Layout: h.layout(c, "我的")}))
+	return web.Render(c, http.StatusOK, views.Account(views.AccountPage{Layout: h.layout(c, "我的")}))
 }

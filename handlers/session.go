@@ -1,104 +1,20 @@
 package handlers
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
-	"strings"
 
-	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
 
 	"storefront/store"
 	"storefront/views"
+	"storefront/web"
 )
 
 // sessionName is the session cookie's name.
 const sessionName = "shop_session"
-
-// NewSessionStore returns the cookie session store: signed and encrypted with keys
-// derived from the secret, HttpOnly, SameSite=Lax, Secure when the site is https.
-func NewSessionStore(hashKey, blockKey []byte, secure bool) *sessions.CookieStore {
-	s := sessions.NewCookieStore(hashKey, blockKey)
-	s.Options = &sessions.Options{
-		Path:     "/",
-		MaxAge:   7 * 24 * 3600,
-		HttpOnly: true,
-		Secure:   secure,
-		SameSite: http.SameSiteLaxMode,
-	}
-	s.MaxAge(s.Options.MaxAge)
-	for _, c := range s.Codecs {
-		if sc, ok := c.(*securecookie.SecureCookie); ok {
-			sc.SetSerializer(jsonValues{})
-		}
-	}
-	return s
-}
-
-// jsonValues serializes session values as JSON instead of gob: gob sends and compiles
-// its type description with every cookie, which was a tenth of a logged-in page's CPU.
-// Keys are strings; integers come back as int64 (the user id), strings as strings.
-type jsonValues struct{}
-
-// Serialize implements securecookie.Serializer.
-func (jsonValues) Serialize(src any) ([]byte, error) {
-	vals, ok := src.(map[any]any)
-	if !ok {
-		return nil, fmt.Errorf("session: cannot serialize %T", src)
-	}
-	m := make(map[string]any, len(vals))
-	for k, v := range vals {
-		ks, ok := k.(string)
-		if !ok {
-			return nil, fmt.Errorf("session: key %v is not a string", k)
-		}
-		m[ks] = v
-	}
-	return json.Marshal(m)
-}
-
-// Deserialize implements securecookie.Serializer.
-func (jsonValues) Deserialize(src []byte, dst any) error {
-	out, ok := dst.(*map[any]any)
-	if !ok {
-		return fmt.Errorf("session: cannot deserialize into %T", dst)
-	}
-	dec := json.NewDecoder(bytes.NewReader(src))
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
-		return err
-	}
-	if *out == nil {
-		*out = make(map[any]any, len(m))
-	}
-	for k, v := range m {
-		(*out)[k] = fromJSON(v)
-	}
-	return nil
-}
-
-func fromJSON(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		if n, err := x.Int64(); err == nil {
-			return n
-		}
-		f, _ := x.Float64()
-		return f
-	case []any:
-		for i := range x {
-			x[i] = fromJSON(x[i])
-		}
-	}
-	return v
-}
 
 type sessionUser struct {
 	ID    int64
@@ -117,8 +33,8 @@ type sessionUser struct {
 // shop.db is refused without a query.
 func (h *Handler) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if isSandbox(c) || c.Path() == "/check_order" || strings.HasPrefix(c.Path(), "/static") || c.Path() == "/healthz" {
-			return next(c)
+		if h.srv.Machine(c) || web.HasPathPrefix(c.Request().URL.Path, "/admin") {
+			return next(c) // no shopper session: a machine, or the back office (its own)
 		}
 		sess, _ := h.cfg.Sessions.Get(c.Request(), sessionName)
 		c.Set("session", sess)
@@ -203,47 +119,12 @@ func (h *Handler) layout(c echo.Context, title string) views.Layout {
 // navFor is the bottom tab lit for a route.
 func navFor(path string) string {
 	switch {
-	case path == "/" || hasPathPrefix(path, "/goods"):
+	case path == "/" || web.HasPathPrefix(path, "/goods"):
 		return views.NavHome
-	case hasPathPrefix(path, "/cart"), hasPathPrefix(path, "/checkout"):
+	case web.HasPathPrefix(path, "/cart"), web.HasPathPrefix(path, "/checkout"):
 		return views.NavCart
-	case hasPathPrefix(path, "/orders"), hasPathPrefix(path, "/purchases"), path == "/show_msg":
+	case web.HasPathPrefix(path, "/orders"), web.HasPathPrefix(path, "/purchases"), path == "/show_msg":
 		return views.NavOrders
 	}
 	return views.NavMe
-}
-
-// hasPathPrefix reports whether path is prefix or below it ("/cart", "/cart/x", "/cart?y").
-func hasPathPrefix(path, prefix string) bool {
-	if !strings.HasPrefix(path, prefix) {
-		return false
-	}
-	rest := path[len(prefix):]
-	return rest == "" || rest[0] == '/' || rest[0] == '?'
-}
-
-// withParam adds k=v to the local path p's query.
-func withParam(p, k string, v int64) string {
-	u, err := url.Parse(p)
-	if err != nil {
-		return p
-	}
-	q := u.Query()
-	q.Set(k, strconv.FormatInt(v, 10))
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-// safeNext keeps next only if it is a path on this site: no scheme, no host, no
-// "//evil" or "/\evil" that browsers read as another host.
-func safeNext(next string) string {
-	if next == "" || next[0] != '/' || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
-		strings.ContainsAny(next, "\r\n\t") {
-		return "/"
-	}
-	u, err := url.Parse(next)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
-		return "/"
-	}
-	return next
 }

@@ -33,6 +33,7 @@ import (
 	"storefront/payment"
 	"storefront/sandbox"
 	"storefront/store"
+	"storefront/web"
 )
 
 // Test identities; the emulator and the shop agree on them as in local mode.
@@ -98,7 +99,7 @@ type Options struct {
 	Gateway        string        // override the gateway URL (e.g. a stub server)
 	// Limits for logins and signups; the zero value is generous (tests sign up many
 	// shoppers from one address), RealLimits keeps the shop's defaults.
-	Limits     handlers.Limits
+	Limits     web.Limits
 	RealLimits bool
 }
 
@@ -183,10 +184,10 @@ func New(t testing.TB, o Options) *Shop {
 	s.Pay = payment.NewService(client, s.Store, payment.Config{AppID: AppID, SellerID: seller, PublicURL: s.URL,
 		ReconcileAfter: o.ReconcileAfter, Verifier: ver}, now, o.Logger)
 	cfg := handlers.Config{Store: s.Store, Payments: s.Pay, Static: os.DirFS(filepath.Join(filepath.Dir(SchemaPath()), "static")),
-		Sessions: handlers.NewSessionStore([]byte(strings.Repeat("h", 32)), []byte(strings.Repeat("b", 32)), false),
+		Sessions: web.NewSessionStore([]byte(strings.Repeat("h", 32)), []byte(strings.Repeat("b", 32)), false, "/"),
 		Gateway:  gateway, OrderTTL: o.OrderTTL, Now: now, Logger: o.Logger, BcryptCost: bcrypt.MinCost, Limits: o.Limits}
-	if o.Limits == (handlers.Limits{}) && !o.RealLimits {
-		cfg.Limits = handlers.Limits{LoginPerClient: 1 << 20, LoginPerPair: 1 << 20, LoginPerAccount: 1 << 20, SignupPerClient: 1 << 20}
+	if o.Limits == (web.Limits{}) && !o.RealLimits {
+		cfg.Limits = web.Limits{LoginPerClient: 1 << 20, LoginPerPair: 1 << 20, LoginPerAccount: 1 << 20, SignupPerClient: 1 << 20}
 	}
 	if !o.NoEmulator {
 		s.Emulator, err = sandbox.New(sandbox.Config{AppID: AppID, SellerID: SellerID, AppPublicKeyPEM: s.Keys.AppPubPEM,

@@ -1,4 +1,4 @@
-package handlers
+package web
 
 import (
 	"bytes"
@@ -11,9 +11,9 @@ import (
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// render renders comp into a buffer first, so a render error becomes a clean error
+// Render renders comp into a buffer first, so a render error becomes a clean error
 // page instead of half a page with a 200 status.
-func render(c echo.Context, status int, comp templ.Component) error {
+func Render(c echo.Context, status int, comp templ.Component) error {
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bufPool.Put(buf)

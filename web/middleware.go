@@ -1,22 +1,21 @@
-package handlers
+package web
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 )
 
-// maxBody caps request bodies: forms here are tiny, and Alipay's notify is a few KiB.
-const maxBody = 64 << 10
+// MaxBody caps request bodies: forms here are tiny, and Alipay's notify is a few KiB.
+const MaxBody = 64 << 10
 
-func (h *Handler) middleware(e *echo.Echo) {
+func (s *Server) middleware() {
+	e := s.Echo
 	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
 		RequestIDHandler: func(c echo.Context, id string) {
 			r := c.Request()
@@ -32,7 +31,7 @@ func (h *Handler) middleware(e *echo.Echo) {
 			if v.Status >= 500 {
 				level = slog.LevelError
 			}
-			h.log.LogAttrs(c.Request().Context(), level, "request",
+			s.log.LogAttrs(c.Request().Context(), level, "request",
 				slog.String("method", v.Method), slog.String("path", v.URIPath),
 				slog.Int("status", v.Status), slog.Duration("latency", v.Latency))
 			return nil
@@ -40,7 +39,7 @@ func (h *Handler) middleware(e *echo.Echo) {
 	}))
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
-			h.log.ErrorContext(c.Request().Context(), "panic", "err", err, "stack", string(stack))
+			s.log.ErrorContext(c.Request().Context(), "panic", "err", err, "stack", string(stack))
 			return err
 		},
 	}))
@@ -49,29 +48,39 @@ func (h *Handler) middleware(e *echo.Echo) {
 		ContentTypeNosniff:    "nosniff",
 		XFrameOptions:         "DENY",
 		ReferrerPolicy:        "same-origin",
-		ContentSecurityPolicy: h.csp(),
+		ContentSecurityPolicy: s.csp(),
 	}))
-	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
-		Limit: "64K",
-		// The notify answers "fail" rather than 413 (Alipay reads the body), and the
-		// emulator is another party with its own rules.
-		Skipper: func(c echo.Context) bool { return c.Path() == "/check_order" || isSandbox(c) },
-	}))
-	// A body without Content-Length (chunked) only meets the limit while being read: read
-	// the form here, so an oversized one is a 413 and not a "missing CSRF token" 403.
+	// Bodies are limited (64 KiB, or a route's own limit for an upload form). The
+	// notify answers "fail" rather than 413 (Alipay reads the body), and the emulator is
+	// another party with its own rules.
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			r := c.Request()
-			if r.Method != http.MethodPost || c.Path() == "/check_order" || isSandbox(c) {
+			if s.Machine(c) || r.Body == nil || r.Body == http.NoBody {
 				return next(c)
 			}
+			limit, ok := s.bodyLimits[c.Path()]
+			if !ok {
+				limit = MaxBody
+			}
+			if r.ContentLength > limit {
+				return echo.ErrStatusRequestEntityTooLarge
+			}
+			r.Body = http.MaxBytesReader(c.Response(), r.Body, limit)
+			if r.Method != http.MethodPost {
+				return next(c)
+			}
+			// A body without Content-Length (chunked) only meets the limit while being
+			// read: read the form here, so an oversized one is a 413 and not a "missing
+			// CSRF token" 403.
 			var err error
 			if ct := r.Header.Get(echo.HeaderContentType); strings.HasPrefix(ct, echo.MIMEMultipartForm) {
-				err = r.ParseMultipartForm(maxBody)
+				err = r.ParseMultipartForm(min(limit, 8<<20))
 			} else {
 				err = r.ParseForm()
 			}
-			if errors.Is(err, echo.ErrStatusRequestEntityTooLarge) {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
 				return echo.ErrStatusRequestEntityTooLarge
 			}
 			return next(c)
@@ -84,7 +93,7 @@ func (h *Handler) middleware(e *echo.Echo) {
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			r := c.Request()
-			if site := r.Header.Get(echo.HeaderSecFetchSite); site != "" && !isSandbox(c) && c.Path() != "/check_order" && h.isRouted(c) {
+			if site := r.Header.Get(echo.HeaderSecFetchSite); site != "" && !s.Machine(c) && s.isRouted(c) {
 				unsafe := r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions
 				if unsafe && (site == "cross-site" || site == "same-site") {
 					return echo.NewHTTPError(http.StatusForbidden, "cross-site request")
@@ -99,26 +108,22 @@ func (h *Handler) middleware(e *echo.Echo) {
 		CookieName:     "_csrf",
 		CookiePath:     "/",
 		CookieHTTPOnly: true,
-		CookieSecure:   h.cfg.Secure,
+		CookieSecure:   s.cfg.Secure,
 		CookieSameSite: http.SameSiteLaxMode,
 		CookieMaxAge:   86400,
-		// /check_order has no cookies (Alipay's server calls it) and is signature-checked;
-		// /healthz and static files carry no forms and need no token cookie.
-		// A request no route takes gets its 404 or 405, not a 403 for the missing token.
-		Skipper: func(c echo.Context) bool {
-			p := c.Path()
-			return p == "/check_order" || p == "/healthz" || p == "/static/*" || isSandbox(c) || !h.isRouted(c)
-		},
+		// Machine routes have no cookies (Alipay's notify is signature-checked; health
+		// checks and static files carry no forms and need no token cookie). A request no
+		// route takes gets its 404 or 405, not a 403 for the missing token.
+		Skipper: func(c echo.Context) bool { return s.Machine(c) || !s.isRouted(c) },
 		// A missing token is as forbidden as a wrong one.
 		ErrorHandler: func(err error, c echo.Context) error {
 			return echo.NewHTTPError(http.StatusForbidden, "csrf")
 		},
 	}))
-	e.Use(h.loadSession)
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			// Pages carry CSRF tokens and personal data: no shared caches.
-			if !strings.HasPrefix(c.Path(), "/static") {
+			if !s.Machine(c) {
 				c.Response().Header().Set("Cache-Control", "no-store")
 			}
 			return next(c)
@@ -126,26 +131,19 @@ func (h *Handler) middleware(e *echo.Echo) {
 	})
 }
 
-func isSandbox(c echo.Context) bool {
-	return strings.HasPrefix(c.Request().URL.Path, "/sandbox")
-}
-
 // csp allows no script at all and lets forms (and the redirects they answer with) go
 // only to this site and the Alipay gateway.
-func (h *Handler) csp() string {
+func (s *Server) csp() string {
 	formAction := "'self'"
-	if u, err := url.Parse(h.cfg.Gateway); err == nil && u.Host != "" {
+	if u, err := url.Parse(s.cfg.Gateway); err == nil && u.Host != "" {
 		formAction += " " + u.Scheme + "://" + u.Host
 	}
 	csp := "default-src 'none'; img-src 'self' data:; style-src 'self'; form-action " + formAction +
 		"; frame-ancestors 'none'; base-uri 'none'"
-	if h.cfg.DevReload {
+	if s.cfg.DevReload {
 		csp += "; script-src 'self'; connect-src 'self'"
 	}
 	return csp
 }
 
-// timeoutCtx bounds calls to Alipay made while a shopper waits.
-func timeoutCtx(c echo.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(c.Request().Context(), 15*time.Second)
-}
+

@@ -1,16 +1,16 @@
-package handlers
+package web
 
 import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
 	"storefront/money"
 	"storefront/payment"
 	"storefront/store"
-	"storefront/views"
 )
 
 // userError is a message meant for the shopper, with its status.
@@ -21,13 +21,15 @@ type userError struct {
 
 func (e *userError) Error() string { return e.msg }
 
-// badRequest is a 400 with a readable message.
-func badRequest(msg string) error { return &userError{http.StatusBadRequest, msg} }
+// BadRequest is a 400 with a readable message.
+func BadRequest(msg string) error { return &userError{http.StatusBadRequest, msg} }
 
-// conflict is a 409: the request was fine but the order or goods state forbids it.
-func conflict(msg string) error { return &userError{http.StatusConflict, msg} }
+// Conflict is a 409: the request was fine but the order or goods state forbids it.
+func Conflict(msg string) error { return &userError{http.StatusConflict, msg} }
 
-// errNotFound is the 404 for unknown or malformed ids and other shoppers' orders.
+// ErrNotFound is the 404 for unknown or malformed ids and other shoppers' orders.
+var ErrNotFound error = errNotFound
+
 var errNotFound = &userError{http.StatusNotFound, "找不到这个页面，或者它不属于您。"}
 
 // aboutOrder ties an error to one of the shopper's orders, so the error page can name
@@ -40,8 +42,8 @@ type aboutOrder struct {
 func (e *aboutOrder) Error() string { return e.err.Error() }
 func (e *aboutOrder) Unwrap() error { return e.err }
 
-// inOrder wraps err with the order it is about (no error stays no error).
-func inOrder(err error, no string) error {
+// InOrder wraps err with the order it is about (no error stays no error).
+func InOrder(err error, no string) error {
 	if err == nil || no == "" {
 		return err
 	}
@@ -57,17 +59,38 @@ type aboutGoods struct {
 func (e *aboutGoods) Error() string { return e.err.Error() }
 func (e *aboutGoods) Unwrap() error { return e.err }
 
-// problem is what the error page tells the shopper: what happened and what to do next.
-// The technical reason never appears here; it goes to the log and the audit trail.
+// AboutGoods wraps err with the goods it is about (no error stays no error).
+func AboutGoods(err error, id int64) error {
+	if err == nil {
+		return nil
+	}
+	return &aboutGoods{err: err, id: id}
+}
+
+// Problem is what an error page tells its reader: what happened, what to do next, and
+// what it is about. The technical reason never appears here; it goes to the log and the
+// audit trail.
+type Problem struct {
+	Status    int
+	Title     string
+	Msg       string
+	Next      string // what to do now, when there is more to say than the links
+	OrderNo   string // the order it is about, if any
+	GoodsID   int64  // the goods it is about, if any
+	Payment   bool   // about a payment result (a failed return): lead to the orders
+	RequestID string // for a server fault: the number to quote to support
+}
+
+// problem is classify's answer before the page's context is added.
 type problem struct {
 	status int
 	title  string // "" = the status's title
 	msg    string
-	next   string // what to do now, when there is more to say than the links
+	next   string
 }
 
 // classify maps any error to a status and Chinese text: the one place where errors
-// become HTTP.
+// become HTTP, for both rooms.
 func classify(err error) problem {
 	var ue *userError
 	var he *echo.HTTPError
@@ -138,19 +161,9 @@ var titles = map[int]string{
 	http.StatusServiceUnavailable:    "服务暂不可用",
 }
 
-// handleError is Echo's HTTPErrorHandler: it logs server faults and renders the
-// Chinese error page; a client never sees a stack trace or Go's error text.
-func (h *Handler) handleError(err error, c echo.Context) {
-	if c.Response().Committed {
-		return
-	}
+// Classify is the Problem an error is, for pages that show one without failing.
+func Classify(err error) Problem {
 	p := classify(err)
-	if p.status >= 500 {
-		h.log.ErrorContext(c.Request().Context(), "request failed", "path", c.Request().URL.Path, "err", err)
-	}
-	if p.status == http.StatusTooManyRequests {
-		c.Response().Header().Set("Retry-After", "60")
-	}
 	title, ok := titles[p.status]
 	if !ok {
 		title = "出错了"
@@ -158,37 +171,45 @@ func (h *Handler) handleError(err error, c echo.Context) {
 	if p.title != "" {
 		title = p.title
 	}
-	page := views.ErrorPage{Layout: h.layout(c, title), Status: p.status, Message: p.msg, Next: p.next}
+	out := Problem{Status: p.status, Title: title, Msg: p.msg, Next: p.next}
 	var ao *aboutOrder
 	var ag *aboutGoods
-	switch {
-	case errors.As(err, &ao):
-		page.OrderNo = ao.no
-		page.Links = append(page.Links, views.Link{Href: "/orders/" + ao.no, Text: "查看订单"}, views.Link{Href: "/orders", Text: "我的订单"})
-	case errors.As(err, &ag):
-		page.Links = append(page.Links, views.Link{Href: fmt.Sprintf("/goods/%d", ag.id), Text: "返回商品"})
+	if errors.As(err, &ao) {
+		out.OrderNo = ao.no
 	}
-	if errors.Is(err, payment.ErrBadSignature) || errors.Is(err, payment.ErrNotOurs) {
-		page.Links = append(page.Links, views.Link{Href: "/orders", Text: "我的订单"})
+	if errors.As(err, &ag) {
+		out.GoodsID = ag.id
 	}
-	page.Links = append(page.Links, views.Link{Href: "/", Text: "返回首页"})
-	page.Links = dedupeLinks(page.Links)
-	if p.status >= 500 {
-		page.RequestID = RequestID(c.Request().Context())
-	}
-	if rerr := render(c, p.status, views.Error(page)); rerr != nil {
-		c.String(http.StatusInternalServerError, "服务器开小差了")
-	}
+	out.Payment = errors.Is(err, payment.ErrBadSignature) || errors.Is(err, payment.ErrNotOurs)
+	return out
 }
 
-func dedupeLinks(ls []views.Link) []views.Link {
-	seen := map[string]bool{}
-	out := ls[:0]
-	for _, l := range ls {
-		if !seen[l.Href] {
-			seen[l.Href] = true
-			out = append(out, l)
+// handleError is Echo's HTTPErrorHandler: it logs server faults and renders the room's
+// error page; a client never sees a stack trace or Go's error text.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	p := Classify(err)
+	if p.Status >= 500 {
+		s.log.ErrorContext(c.Request().Context(), "request failed", "path", c.Request().URL.Path, "err", err)
+		p.RequestID = RequestID(c.Request().Context())
+	}
+	if p.Status == http.StatusTooManyRequests {
+		c.Response().Header().Set("Retry-After", "60")
+	}
+	var page ErrorPage
+	best := -1
+	for _, r := range s.rooms {
+		if strings.HasPrefix(c.Request().URL.Path, r.prefix) && len(r.prefix) > best {
+			page, best = r.page, len(r.prefix)
 		}
 	}
-	return out
+	if page == nil {
+		c.String(p.Status, p.Msg)
+		return
+	}
+	if rerr := Render(c, p.Status, page(c, p)); rerr != nil {
+		c.String(http.StatusInternalServerError, "服务器开小差了")
+	}
 }

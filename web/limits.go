@@ -1,4 +1,4 @@
-package handlers
+package web
 
 import (
 	"time"
@@ -19,7 +19,7 @@ type Limits struct {
 	SignupPerClient int // new accounts per client address, per hour
 }
 
-// authLimits throttles password guessing and account creation without letting anyone
+// AuthLimits throttles password guessing and account creation without letting anyone
 // lock a shopper out.
 //
 // A failed login costs a token from three buckets, checked in this order: the client
@@ -30,11 +30,12 @@ type Limits struct {
 // before it can drain the account: the shopper at their own address keeps their own
 // pair bucket and finds the account bucket nearly full. Guessing one account's
 // password from many addresses is held to the account bucket: about 30 an hour.
-type authLimits struct {
+type AuthLimits struct {
 	client, pair, account, signup *ratelimit.Table
 }
 
-func newAuthLimits(l Limits, now func() time.Time) authLimits {
+// NewAuthLimits returns the limit tables with l (zero fields: the defaults).
+func NewAuthLimits(l Limits, now func() time.Time) AuthLimits {
 	def := func(v, d int) int {
 		if v <= 0 {
 			return d
@@ -45,7 +46,7 @@ func newAuthLimits(l Limits, now func() time.Time) authLimits {
 	l.LoginPerPair = def(l.LoginPerPair, 5)
 	l.LoginPerAccount = def(l.LoginPerAccount, 30)
 	l.SignupPerClient = def(l.SignupPerClient, 5)
-	return authLimits{
+	return AuthLimits{
 		client:  ratelimit.New(l.LoginPerClient, time.Minute, maxLimiterKeys, now),
 		pair:    ratelimit.New(l.LoginPerPair, time.Hour, maxLimiterKeys, now),
 		account: ratelimit.New(l.LoginPerAccount, time.Hour, maxLimiterKeys, now),
@@ -53,24 +54,24 @@ func newAuthLimits(l Limits, now func() time.Time) authLimits {
 	}
 }
 
-// loginFrom spends one login attempt of client, whatever the account.
-func (l authLimits) loginFrom(client string) bool {
+// LoginFrom spends one login attempt of client, whatever the account.
+func (l AuthLimits) LoginFrom(client string) bool {
 	return l.client.Take(ratelimit.ClientKey(client))
 }
 
-// loginTo spends one attempt on account (normalised, at most 254 bytes) from client:
+// LoginTo spends one attempt on account (normalised, at most 254 bytes) from client:
 // the pair's token first, the account's only if the pair had one.
-func (l authLimits) loginTo(client, account string) bool {
+func (l AuthLimits) LoginTo(client, account string) bool {
 	return l.pair.Take(account+"\x00"+ratelimit.ClientKey(client)) && l.account.Take(account)
 }
 
-// loginSucceeded gives back the account's tokens spent by a login that was right.
-func (l authLimits) loginSucceeded(client, account string) {
+// LoginSucceeded gives back the account's tokens spent by a login that was right.
+func (l AuthLimits) LoginSucceeded(client, account string) {
 	l.pair.Give(account + "\x00" + ratelimit.ClientKey(client))
 	l.account.Give(account)
 }
 
-// allowSignup spends one account creation for client.
-func (l authLimits) allowSignup(client string) bool {
+// AllowSignup spends one account creation for client.
+func (l AuthLimits) AllowSignup(client string) bool {
 	return l.signup.Take(ratelimit.ClientKey(client))
 }
