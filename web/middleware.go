@@ -145,5 +145,3 @@ func (s *Server) csp() string {
 	}
 	return csp
 }
-
-

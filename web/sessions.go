@@ -146,4 +146,3 @@ func PageParam(c echo.Context) int {
 	}
 	return p
 }
-
