@@ -43,12 +43,14 @@ var settings = []setting{
 	{"ORDER_TTL", "30m", "unpaid orders close after this (time_expire of every pay request)"},
 	{"RECONCILE_AFTER", "5m", "ask alipay.trade.query about an order this long after it went to the cashier without a notify (then backing off to 1h)"},
 	{"SANDBOX_TIME_SCALE", "1", "local emulator only: divides its notify schedule and relative expiry (3600 = an hour per second)"},
+	{"MEDIA_DIR", "media beside DB", "where goods images uploaded in the back office are kept (served at /media/)"},
 	{"SANDBOX_DB", "sandbox.db beside DB (./sandbox.db for go run . sandbox)", "the emulator's own SQLite file"},
 	{"SANDBOX_ADDR", "127.0.0.1:9090", "go run . sandbox only: the standalone emulator's address"},
 	{"PPROF_ADDR", "unset (off)", "serve Go's profiler on this separate address"},
 	{"DEV_RELOAD", "unset", "1 (set by go tool task dev): allow templ's live-reload script; ignored in production"},
 	{"GOGC", "200", "Go's garbage collector target (see tuneGC)"},
 	{"GOMEMLIMIT", "64MiB", "Go's soft memory limit"},
+	{"OPERATOR_PASSWORD", "unset", "go run . operator add only: the password, when stdin is not a terminal"},
 }
 
 // defaultOf returns a setting's default as loadConfig uses it ("" for described ones).
@@ -69,6 +71,7 @@ type config struct {
 	OrderTTL, ReconcileAfter           time.Duration
 	TimeScale                          float64
 	SandboxDB                          string
+	MediaDir                           string
 	Pprof                              string // PPROF_ADDR: profiling endpoint, off unless set
 	DevReload                          bool   // DEV_RELOAD=1: allow templ's live-reload script
 	mountEmulator                      bool
@@ -91,6 +94,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	c.PublicURL = strings.TrimRight(env("PUBLIC_URL", "http://"+c.Addr), "/")
 	c.SandboxDB = env("SANDBOX_DB", filepath.Join(filepath.Dir(c.DB), "sandbox.db"))
+	c.MediaDir = env("MEDIA_DIR", filepath.Join(filepath.Dir(c.DB), "media"))
 	var problems []string
 	durations := []struct {
 		key string
@@ -297,9 +301,9 @@ func readKey(p string) ([]byte, error) {
 
 func sameKey(a, b *rsa.PublicKey) bool { return a.Equal(b) }
 
-// sessionKeys returns the signing and encryption keys for session cookies, derived from
-// SESSION_SECRET or, outside production, from a secret generated once into KEYS_DIR.
-func sessionKeys(c config) (hashKey, blockKey []byte, err error) {
+// sessionSecret is SESSION_SECRET or, outside production, a secret generated once
+// into KEYS_DIR/session.key.
+func sessionSecret(c config) (string, error) {
 	secret := c.SessionSecret
 	if secret == "" {
 		path := filepath.Join(c.KeysDir, "session.key")
@@ -307,17 +311,24 @@ func sessionKeys(c config) (hashKey, blockKey []byte, err error) {
 		if errors.Is(err, os.ErrNotExist) {
 			b = []byte(randomHex(32))
 			if err := payment.WriteFile(path, b, 0o600); err != nil {
-				return nil, nil, err
+				return "", err
 			}
 		} else if err != nil {
-			return nil, nil, err
+			return "", err
 		}
 		secret = strings.TrimSpace(string(b))
 	}
 	if len(secret) < 16 {
-		return nil, nil, errors.New("SESSION_SECRET is too short: use 32+ random characters")
+		return "", errors.New("SESSION_SECRET is too short: use 32+ random characters")
 	}
-	h := sha256.Sum256([]byte("session-hash:" + secret))
-	b := sha256.Sum256([]byte("session-block:" + secret))
-	return h[:], b[:], nil
+	return secret, nil
+}
+
+// cookieKeys derives the signing and encryption keys of one cookie from the secret:
+// the shoppers' and the operators' cookies get different keys, so neither can be read
+// as the other.
+func cookieKeys(secret, purpose string) (hashKey, blockKey []byte) {
+	h := sha256.Sum256([]byte(purpose + "-hash:" + secret))
+	b := sha256.Sum256([]byte(purpose + "-block:" + secret))
+	return h[:], b[:]
 }

@@ -12,6 +12,7 @@ var commands = []struct{ usage, meaning string }{
 	{"go run .", "run the shop (local mode: the Alipay emulator is mounted at /sandbox)"},
 	{"go run . help", "this list (also -h, --help)"},
 	{"go run . sandbox", "run the Alipay emulator alone on SANDBOX_ADDR, so its notifies keep retrying while the shop restarts"},
+	{"go run . operator add EMAIL", "create a back-office operator, or set a new password (read from the terminal, or OPERATOR_PASSWORD)"},
 	{"go run . backup FILE", "write a consistent copy of the live SQLite database to FILE while the shop serves"},
 }
 

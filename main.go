@@ -5,6 +5,7 @@
 //	go run . help          every setting, its default and meaning
 //	go run . sandbox       the emulator alone, on its own address
 //	go run . backup FILE   a consistent copy of the live database
+//	go run . operator add EMAIL   a back-office operator
 package main
 
 import (
@@ -42,6 +43,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 		return runSandbox(ctx, getenv, os.Stdout, log)
 	case "backup":
 		return runBackup(ctx, args[1:], getenv, os.Stdout)
+	case "operator":
+		return runOperator(ctx, args[1:], getenv, os.Stdin, os.Stdout)
 	}
 	return fmt.Errorf("unknown command %q: run \"go run . help\" for the commands and settings", args[0])
 }

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"storefront/admin"
 	"storefront/handlers"
 	"storefront/payment"
 	"storefront/sandbox"
@@ -65,7 +66,7 @@ func runShop(ctx context.Context, getenv func(string) string, out io.Writer, log
 	if err != nil {
 		return err
 	}
-	hashKey, blockKey, err := sessionKeys(cfg)
+	secret, err := sessionSecret(cfg)
 	if err != nil {
 		return err
 	}
@@ -96,10 +97,14 @@ func runShop(ctx context.Context, getenv func(string) string, out io.Writer, log
 		defer emu.Close()
 	}
 	static, _ := fs.Sub(staticFiles, "static")
-	hcfg := handlers.Config{Store: st, Payments: pay, Sessions: web.NewSessionStore(hashKey, blockKey,
-		strings.HasPrefix(cfg.PublicURL, "https://"), "/"), Static: static, Gateway: cfg.Gateway,
-		OrderTTL: cfg.OrderTTL, Secure: strings.HasPrefix(cfg.PublicURL, "https://"), Logger: log,
-		DevReload: cfg.DevReload && cfg.Mode != modeProduction}
+	secure := strings.HasPrefix(cfg.PublicURL, "https://")
+	shopKey, shopBlock := cookieKeys(secret, "session")
+	opKey, opBlock := cookieKeys(secret, "admin")
+	hcfg := handlers.Config{Store: st, Payments: pay, Sessions: web.NewSessionStore(shopKey, shopBlock, secure, "/"),
+		Static: static, MediaDir: cfg.MediaDir, Gateway: cfg.Gateway, OrderTTL: cfg.OrderTTL, Secure: secure, Logger: log,
+		DevReload: cfg.DevReload && cfg.Mode != modeProduction,
+		Rooms: []func(*web.Server){admin.Mount(admin.Config{Store: st, Payments: pay,
+			Sessions: web.NewSessionStore(opKey, opBlock, secure, "/admin"), MediaDir: cfg.MediaDir, Logger: log})}}
 	if emu != nil {
 		hcfg.Sandbox = emu
 	}
@@ -112,6 +117,12 @@ func runShop(ctx context.Context, getenv func(string) string, out io.Writer, log
 		startPprof(cfg.Pprof, log)
 	}
 	fmt.Fprintf(out, "storefront (%s mode) listening: open %s/\n", cfg.Mode, cfg.PublicURL)
+	fmt.Fprintf(out, "back office: %s/admin/\n", cfg.PublicURL)
+	if cfg.Mode == modeLocal {
+		if err := devOperator(ctx, st, out); err != nil {
+			return err
+		}
+	}
 	if emu != nil {
 		fmt.Fprintf(out, "local Alipay emulator console: %s/sandbox/\n", cfg.PublicURL)
 	}

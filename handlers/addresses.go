@@ -21,7 +21,7 @@ func (h *Handler) addresses(c echo.Context) error {
 		return err
 	}
 	return web.Render(c, http.StatusOK, views.Addresses(views.AddressesPage{Layout: h.layout(c, "收货地址"), Addresses: as,
-		Next: web.SafeNext(c.QueryParam("next"))}))
+		Next: optionalNext(c.QueryParam("next"))}))
 }
 
 // addAddress adds to the address book and goes back to next (确认订单, when the first
@@ -49,13 +49,13 @@ func (h *Handler) addAddress(c echo.Context) error {
 			return lerr
 		}
 		return web.Render(c, http.StatusBadRequest, views.Addresses(views.AddressesPage{Layout: h.layout(c, "收货地址"),
-			Addresses: as, Form: a, Error: msg, Field: fieldOf(ae), Next: web.SafeNext(next)}))
+			Addresses: as, Form: a, Error: msg, Field: fieldOf(ae), Next: optionalNext(next)}))
 	case err != nil:
 		return err
 	}
-	if next != "" {
+	if next := optionalNext(next); next != "" {
 		// Back to 确认订单 with the new address chosen.
-		return c.Redirect(http.StatusSeeOther, web.WithParam(web.SafeNext(next), "address_id", a.ID))
+		return c.Redirect(http.StatusSeeOther, web.WithParam(next, "address_id", a.ID))
 	}
 	h.flash(c, "地址已保存。")
 	return c.Redirect(http.StatusSeeOther, "/addresses")
@@ -106,4 +106,15 @@ func backTo(c echo.Context, def string) string {
 		return web.SafeNext(n)
 	}
 	return def
+}
+
+// optionalNext is a local next, or "" when none was given (or it pointed elsewhere).
+func optionalNext(next string) string {
+	if next == "" {
+		return ""
+	}
+	if n := web.SafeNext(next); n != "/" || next == "/" {
+		return n
+	}
+	return ""
 }

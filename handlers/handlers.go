@@ -28,6 +28,7 @@ type Config struct {
 	Payments *payment.Service
 	Sessions *sessions.CookieStore
 	Static   fs.FS         // the static/ folder
+	MediaDir string        // uploaded goods images (written by the back office)
 	Sandbox  http.Handler  // the local emulator, mounted at /sandbox; nil outside local mode
 	Gateway  string        // Alipay gateway URL: the browser is sent there, so CSP must allow it
 	OrderTTL time.Duration // unpaid orders close after this
@@ -59,7 +60,7 @@ type Handler struct {
 }
 
 // Paths called by machines, not browsers: no session, no CSRF token.
-var machinePaths = []string{"/check_order", "/healthz", "/static/*"}
+var machinePaths = []string{"/check_order", "/healthz", "/static/*", "/media/:name"}
 
 // New returns the site's router: the shared plumbing (package web), the shop's routes,
 // and those of every room in cfg.Rooms.
@@ -111,6 +112,7 @@ func (h *Handler) routes(srv *web.Server) {
 	get("/orders/:out_trade_no/cancel", h.cancelForm)
 	e.POST("/orders/:out_trade_no/cancel", h.cancel)
 	e.POST("/orders/:out_trade_no/receive", h.receive)
+	e.POST("/orders/:out_trade_no/refund-request", h.requestRefund)
 	get("/cart", h.cart)
 	e.POST("/cart/items", h.addToCart)
 	e.POST("/cart/items/:goods_id/remove", h.removeFromCart)
@@ -124,6 +126,7 @@ func (h *Handler) routes(srv *web.Server) {
 	get("/purchases", h.purchases)
 	get("/healthz", h.healthz)
 	get("/static/*", h.static())
+	get("/media/:name", h.media)
 	if h.cfg.Sandbox != nil {
 		sb := echo.WrapHandler(h.cfg.Sandbox)
 		e.Any("/sandbox", sb)

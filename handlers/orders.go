@@ -4,9 +4,11 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
+	"storefront/money"
 	"storefront/payment"
 	"storefront/store"
 	"storefront/views"
@@ -82,7 +84,17 @@ func (h *Handler) renderOrder(c echo.Context, o store.Order, result bool) error 
 	if result {
 		title = "支付结果"
 	}
+	ctx := c.Request().Context()
 	p := views.OrderPage{Layout: h.layout(c, title), Order: o, Items: items, Now: h.now(), Result: result}
+	if p.Refunds, err = h.st.RefundsForOrder(ctx, o.ID); err != nil {
+		return err
+	}
+	if p.Requests, err = h.st.RefundRequestsForOrder(ctx, o.ID); err != nil {
+		return err
+	}
+	if p.Refundable, err = h.st.Refundable(ctx, o); err != nil {
+		return err
+	}
 	if o.Status == store.StatusCancelled || o.Status == store.StatusClosed {
 		u, ok, err := h.st.UnappliedPayment(c.Request().Context(), o.ID)
 		if err != nil {
@@ -187,4 +199,34 @@ func (h *Handler) account(c echo.Context) error {
 		return err
 	}
 	return web.Render(c, http.StatusOK, views.Account(views.AccountPage{Layout: h.layout(c, "我的")}))
+}
+
+// requestRefund is 申请退款 on a paid order: a reason and an optional amount (yuan; all
+// that is left by default), waiting for an operator.
+func (h *Handler) requestRefund(c echo.Context) error {
+	o, err := h.ownOrder(c)
+	if answered(c) || err != nil {
+		return err
+	}
+	var amount money.Fen
+	if v := strings.TrimSpace(c.FormValue("amount")); v != "" {
+		if amount, err = money.Parse(v); err != nil || amount <= 0 {
+			return web.InOrder(web.BadRequest("退款金额需为两位小数的元，如 10.00；不填则申请全部可退金额。"), o.OutTradeNo)
+		}
+	}
+	_, err = h.st.RequestRefund(c.Request().Context(), o.UserID, o.OutTradeNo, amount, c.FormValue("reason"))
+	switch {
+	case errors.Is(err, store.ErrReasonRequired):
+		return web.InOrder(web.BadRequest("请写一下退款原因，方便我们尽快处理。"), o.OutTradeNo)
+	case errors.Is(err, store.ErrRequestWaiting):
+		return web.InOrder(web.Conflict("这笔订单已有一条退款申请在处理中。"), o.OutTradeNo)
+	case errors.Is(err, store.ErrRefundTooMuch):
+		return web.InOrder(web.BadRequest("申请金额超过了可退金额。"), o.OutTradeNo)
+	case errors.Is(err, store.ErrNotRefundable):
+		return web.InOrder(web.Conflict("只有已支付的订单可以申请退款。"), o.OutTradeNo)
+	case err != nil:
+		return err
+	}
+	h.flash(c, "退款申请已提交，商家处理后会在这里显示结果。")
+	return c.Redirect(http.StatusSeeOther, "/orders/"+o.OutTradeNo)
 }

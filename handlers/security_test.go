@@ -239,7 +239,8 @@ func TestSecurity(t *testing.T) {
 	if r := owner.Post(t, "/cart/items", url.Values{"goods_id": {fmt.Sprint(env.gid)}, "qty": {"1"}}); r.Status != http.StatusSeeOther {
 		t.Fatalf("add to cart: %d", r.Status)
 	}
-	params := map[string]string{"id": fmt.Sprint(env.gid), "goods_id": fmt.Sprint(env.gid), "out_trade_no": o.OutTradeNo}
+	params := map[string]string{"id": fmt.Sprint(env.gid), "goods_id": fmt.Sprint(env.gid), "out_trade_no": o.OutTradeNo,
+		"name": "0123456789abcdef0123456789abcdef.png"}
 	all := routes(t, shop)
 	var covered, csrfRoutes, ownerRoutes, variants int
 
@@ -296,7 +297,7 @@ func TestSecurity(t *testing.T) {
 
 	t.Run("owner only", func(t *testing.T) {
 		for _, r := range all {
-			if !strings.Contains(r.Path, ":out_trade_no") {
+			if !strings.Contains(r.Path, ":out_trade_no") || strings.HasPrefix(r.Path, "/admin") {
 				continue
 			}
 			ownerRoutes++
@@ -323,6 +324,55 @@ func TestSecurity(t *testing.T) {
 			t.Fatal("no :out_trade_no routes found")
 		}
 		t.Logf("ownership: %d :out_trade_no routes answer 404 to a logged-in non-owner", ownerRoutes)
+	})
+
+	// The back office: no session, a shopper's session (the order's owner's, even) and a
+	// forged operator cookie all land on the operator login page, changing nothing and
+	// showing nothing; the CSRF table above already covered its forms' tokens.
+	t.Run("operators only", func(t *testing.T) {
+		forged := env.browser()
+		u, _ := url.Parse(shop.URL + "/admin/")
+		forged.Client.Jar.SetCookies(u, []*http.Cookie{{Name: "admin_session", Value: "MTcwMDAwMDAwMHxmb3JnZWR8", Path: "/admin"}})
+		// A shopper's own cookie, presented as the operators' cookie.
+		for _, ck := range owner.Client.Jar.Cookies(u) {
+			if ck.Name == "shop_session" {
+				forged.Client.Jar.SetCookies(u, []*http.Cookie{{Name: "admin_session", Value: ck.Value, Path: "/admin"}})
+			}
+		}
+		n := 0
+		for _, r := range all {
+			if !strings.HasPrefix(r.Path, "/admin") || r.Path == "/admin/login" {
+				continue
+			}
+			covered++
+			n++
+			path := fill(t, r.Path, params)
+			for who, b := range map[string]*shoptest.Browser{"no session": env.browser(), "a shopper": owner, "a forged cookie": forged} {
+				before := env.fingerprint(t)
+				var res shoptest.Response
+				if stateChanging(r.Method) {
+					res = b.Post(t, path, formFor(r.Path, env.gid)) // with a valid CSRF token
+				} else {
+					res = sendAs(t, b, r.Method, path)
+				}
+				if r.Path == "/admin" && res.Location == "/admin/" {
+					continue // the bare path is a redirect to the dashboard, which then asks to log in
+				}
+				if res.Status != http.StatusSeeOther || !strings.HasPrefix(res.Location, "/admin/login") {
+					t.Errorf("%s: %s %s answered %d %q, want 303 to /admin/login", who, r.Method, path, res.Status, res.Location)
+				}
+				if strings.Contains(res.Body, o.Subject) || strings.Contains(res.Body, "owner@example.com") {
+					t.Errorf("%s: %s %s shows back-office data", who, r.Method, path)
+				}
+				if after := env.fingerprint(t); after != before {
+					t.Errorf("%s: %s %s changed the database", who, r.Method, path)
+				}
+			}
+		}
+		if n < 20 {
+			t.Fatalf("only %d back-office routes found", n)
+		}
+		t.Logf("back office: %d routes × 3 (no session, a shopper, a forged cookie) go to the operator login, nothing changed", n)
 	})
 
 	t.Run("wrong method is 405", func(t *testing.T) {
@@ -421,12 +471,18 @@ func TestSecurity(t *testing.T) {
 
 	t.Run("body cap", func(t *testing.T) {
 		big := url.Values{"_csrf": {owner.CSRF(t)}, "pad": {strings.Repeat("x", 1<<20)}}.Encode()
+		// The goods form takes a 2 MiB picture: past its own cap it is refused too.
+		huge := url.Values{"_csrf": {owner.CSRF(t)}, "pad": {strings.Repeat("x", 3<<20)}}.Encode()
 		n := 0
 		for _, r := range all {
 			if !stateChanging(r.Method) || r.Path == "/check_order" {
 				continue
 			}
 			path := fill(t, r.Path, params)
+			big := big
+			if strings.HasPrefix(r.Path, "/admin/goods") {
+				big = huge
+			}
 			for _, chunked := range []bool{false, true} {
 				n++
 				before := env.fingerprint(t)

@@ -337,15 +337,20 @@ func (s *Service) Reconcile(ctx context.Context, o store.Order, requestID string
 // so Alipay stops accepting payment. If Alipay says the trade is already paid, the
 // order becomes paid instead and ErrAlreadyPaid is returned.
 func (s *Service) Cancel(ctx context.Context, o store.Order, requestID string) error {
-	return s.close(ctx, o, store.StatusCancelled, requestID)
+	return s.close(ctx, o, store.StatusCancelled, requestID, store.System)
+}
+
+// CancelBy is Cancel by an operator, logged with the cancel itself.
+func (s *Service) CancelBy(ctx context.Context, o store.Order, by store.Actor, requestID string) error {
+	return s.close(ctx, o, store.StatusCancelled, requestID, by)
 }
 
 // Expire closes an unpaid order past its time_expire, by the same rule as Cancel.
 func (s *Service) Expire(ctx context.Context, o store.Order, requestID string) error {
-	return s.close(ctx, o, store.StatusClosed, requestID)
+	return s.close(ctx, o, store.StatusClosed, requestID, store.System)
 }
 
-func (s *Service) close(ctx context.Context, o store.Order, status, requestID string) error {
+func (s *Service) close(ctx context.Context, o store.Order, status, requestID string, by store.Actor) error {
 	if o.Status != store.StatusUnpaid {
 		return store.ErrNotUnpaid
 	}
@@ -383,7 +388,7 @@ func (s *Service) close(ctx context.Context, o store.Order, status, requestID st
 	raw, _ := json.Marshal(rsp)
 	ev := store.Event{Source: store.SourceClose, RequestID: requestID, OutTradeNo: o.OutTradeNo, Raw: string(raw),
 		TradeStatus: TradeClosed}
-	ev, err = s.st.ApplyClosed(ctx, ev, status)
+	ev, err = s.st.ApplyClosedBy(ctx, ev, status, by)
 	if err != nil {
 		return err
 	}

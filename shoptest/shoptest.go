@@ -28,6 +28,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"storefront/admin"
 	"storefront/handlers"
 	"storefront/money"
 	"storefront/payment"
@@ -114,6 +115,7 @@ type Shop struct {
 	Keys     Keys
 	Server   *httptest.Server
 	Router   http.Handler
+	MediaDir string
 }
 
 // FreeAddr returns a loopback address with a port free at the time of asking, for a
@@ -199,6 +201,11 @@ func New(t testing.TB, o Options) *Shop {
 		t.Cleanup(func() { s.Emulator.Close() })
 		cfg.Sandbox = s.Emulator
 	}
+	s.MediaDir = filepath.Join(s.Dir, "media")
+	cfg.MediaDir = s.MediaDir
+	cfg.Rooms = []func(*web.Server){admin.Mount(admin.Config{Store: s.Store, Payments: s.Pay,
+		Sessions: web.NewSessionStore([]byte(strings.Repeat("H", 32)), []byte(strings.Repeat("B", 32)), false, "/admin"),
+		MediaDir: s.MediaDir, Now: now, Logger: o.Logger, BcryptCost: bcrypt.MinCost, Limits: cfg.Limits})}
 	s.Router = handlers.New(cfg)
 	h = s.Router
 	return s
@@ -499,4 +506,25 @@ func VerifyRequest(pub *rsa.PublicKey, q url.Values) error {
 	}
 	sum := sha256.Sum256([]byte(strings.Join(parts, "&")))
 	return rsa.VerifyPKCS1v15(pub, crypto.SHA256, sum[:], sig)
+}
+
+// OperatorPassword is the password of operators made by Operator.
+const OperatorPassword = "operator password 1"
+
+// Operator creates the operator email and returns a browser logged in to the back office.
+func (s *Shop) Operator(t testing.TB, email string) *Browser {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte(OperatorPassword), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Store.SaveOperator(context.Background(), email, string(hash)); err != nil {
+		t.Fatal(err)
+	}
+	b := s.Browser()
+	r := b.Post(t, "/admin/login", url.Values{"email": {email}, "password": {OperatorPassword}})
+	if r.Status != http.StatusSeeOther {
+		t.Fatalf("operator login: %d %.300s", r.Status, r.Body)
+	}
+	return b
 }

@@ -223,6 +223,12 @@ func statusWord(status string) string {
 // reserved stock and records ev, in one transaction. An order no longer unpaid is left
 // alone (verdict ignored, or duplicate if it already has that status).
 func (s *Store) ApplyClosed(ctx context.Context, ev Event, status string) (Event, error) {
+	return s.ApplyClosedBy(ctx, ev, status, System)
+}
+
+// ApplyClosedBy is ApplyClosed on someone's behalf: an operator's cancel is written to
+// the operator-actions log in the same transaction.
+func (s *Store) ApplyClosedBy(ctx context.Context, ev Event, status string, by Actor) (Event, error) {
 	err := s.inTx(ctx, func(tx txn) error {
 		o, err := s.lockOrder(ctx, tx, ev.OutTradeNo)
 		if err == ErrNotFound {
@@ -255,6 +261,13 @@ func (s *Store) ApplyClosed(ctx context.Context, ev Event, status string) (Event
 			return err
 		}
 		ev.Verdict, ev.Reason = VerdictApplied, "unpaid → "+status
+		if by.OperatorID != 0 {
+			ref, target := orderRef(o)
+			if err := s.logAction(ctx, tx, by, Action{Action: ActCancel, Target: target, OrderID: ref,
+				Before: "待付款", After: "已取消"}); err != nil {
+				return err
+			}
+		}
 		return s.insertEvent(ctx, tx, &ev)
 	})
 	if err == nil && ev.Verdict == VerdictApplied {

@@ -318,22 +318,6 @@ func (s *Store) LatestToPay(ctx context.Context, userID int64) (string, error) {
 // ErrNotShippable is Ship's answer for an order that is not paid and waiting to ship.
 var ErrNotShippable = errors.New("order is not paid and unshipped")
 
-// Ship records that order no left with carrier under trackingNo: only a paid order that
-// has not shipped yet.
-func (s *Store) Ship(ctx context.Context, no, carrier, trackingNo string) error {
-	res, err := s.wdb.ExecContext(ctx,
-		`UPDATE orders SET fulfilment = 'shipped', carrier = ?, tracking_no = ?, shipped_at = ?
-		 WHERE out_trade_no = ? AND status = 'paid' AND fulfilment = 'unshipped' AND needs_shipping`,
-		carrier, trackingNo, At(s.now()), no)
-	if err != nil {
-		return err
-	}
-	if affected(res) == 0 {
-		return ErrNotShippable
-	}
-	return nil
-}
-
 // ErrNotShipped is ConfirmReceived's answer for an order that isn't on its way.
 var ErrNotShipped = errors.New("order is not shipped")
 

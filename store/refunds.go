@@ -74,6 +74,8 @@ type NewRefund struct {
 	// OutRequestNo is fixed by the caller when the refund must happen at most once for
 	// a cause (an automatic refund: "AUTO" + trade_no); "" = a new one.
 	OutRequestNo string
+	// ForEvent is the flagged payment event this refund answers (the queue's 立即退款).
+	ForEvent int64
 }
 
 // firstRefundTry is how long a pending refund waits for the worker after it was made:
@@ -141,6 +143,12 @@ func (s *Store) createRefundTx(ctx context.Context, tx txn, n NewRefund) (Refund
 	}
 	if err != nil {
 		return Refund{}, err
+	}
+	if n.ForEvent != 0 {
+		if _, err := tx.ExecContext(ctx, `UPDATE payment_events SET refund_id = ? WHERE id = ? AND order_id = ? AND verdict = 'flagged'`,
+			r.ID, n.ForEvent, o.ID); err != nil {
+			return Refund{}, err
+		}
 	}
 	ref, target := orderRef(o)
 	return r, s.logAction(ctx, tx, n.By, Action{Action: ActRefund, Target: target, OrderID: ref,
@@ -496,3 +504,4 @@ func decide(ctx context.Context, tx txn, id int64, status, note string, by Actor
 	}
 	return q, nil
 }
+

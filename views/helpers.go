@@ -143,3 +143,22 @@ func checkoutURL(goodsID, qty int64) string {
 }
 
 func urlEscape(s string) string { return url.QueryEscape(s) }
+
+// RefundText is a refund's status as the shopper reads it.
+func RefundText(status string) string {
+	switch status {
+	case store.RefundPending:
+		return "退款中"
+	case store.RefundSucceeded:
+		return "已退款"
+	}
+	return "退款未成功，商家处理中"
+}
+
+// RefundClass colours a refund's status.
+func RefundClass(status string) string {
+	if status == store.RefundSucceeded {
+		return "refunded"
+	}
+	return "refunding"
+}

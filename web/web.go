@@ -115,6 +115,10 @@ func (s *Server) isRouted(c echo.Context) bool {
 	return s.routed[route{c.Request().Method, c.Path()}] // a struct key: no string built per request
 }
 
+// Routed reports whether the request matched a registered route and method (and so is
+// not about to get the router's 404 or 405).
+func (s *Server) Routed(c echo.Context) bool { return s.isRouted(c) }
+
 // foreign reports whether the request is for the other party mounted here.
 func (s *Server) foreign(c echo.Context) bool {
 	return s.cfg.Foreign != "" && strings.HasPrefix(c.Request().URL.Path, s.cfg.Foreign)
