@@ -185,3 +185,19 @@ func checkLayoutCheck(b *session) {
 		}
 	})
 }
+
+// lines is the number of lines the text of the first element matching sel takes.
+func (b *session) lines(sel string) int {
+	b.t.Helper()
+	n, err := chromedp.Run(b.sctx, chromedp.Evaluate[int](fmt.Sprintf(`(() => {
+		const tops = [], r = document.createRange();
+		r.selectNodeContents(document.querySelector(%q));
+		for (const q of r.getClientRects())
+			if (q.width >= 0.5 && !tops.some(t => Math.abs(t - q.top) < q.height / 2)) tops.push(q.top);
+		return tops.length;
+	})()`, sel)))
+	if err != nil {
+		b.fatalf("lines of %s: %v", sel, err)
+	}
+	return n
+}

@@ -62,6 +62,15 @@ func phoneFlow(b *session) {
 		if got != "img:小米手环 img:保温杯" {
 			b.fatalf("cart lines: %s", got)
 		}
+		// Name, 小计 and the quantity form stand beside the picture, not under it.
+		if got := b.eval(`[...document.querySelectorAll("#cart-lines > li")].flatMap(li => {
+			const pic = li.querySelector("img").getBoundingClientRect();
+			return [...li.querySelectorAll(":scope > .head, :scope > .sub, :scope > .actions")]
+				.filter(e => e.getBoundingClientRect().left < pic.right)
+				.map(e => e.className + " under the picture");
+		}).join("; ")`); got != "" {
+			b.fatalf("cart lines: %s", got)
+		}
 		// 更新 the first line to 2.
 		b.setValue(`form[action="/cart/items/1/qty"] input[name="qty"]`, "2")
 		b.follow(`form[action="/cart/items/1/qty"] button[type="submit"]`)
@@ -147,6 +156,12 @@ func phoneFlow(b *session) {
 			b.fatalf("result page trade number %q: want 28 digits", tradeNo)
 		}
 		b.waitText("main .facts", "¥577.80")
+		// The long numbers keep to one line beside their labels.
+		for _, sel := range []string{"#out-trade-no", "#trade-no"} {
+			if n := b.lines(sel); n != 1 {
+				b.fatalf("%s takes %d lines on a %d px screen", sel, n, b.dev.width)
+			}
+		}
 		b.waitText("#view-order", "查看订单")
 		b.waitText("#keep-shopping", "继续购物")
 		b.shot("result")
@@ -164,6 +179,9 @@ func phoneFlow(b *session) {
 		b.waitPath("/orders")
 		b.waitText("main h1", "我的订单")
 		b.tabbar("/orders")
+		if got := b.eval(`(n => n.scrollWidth > n.clientWidth ? n.scrollWidth + " > " + n.clientWidth : "")(document.querySelector("nav.tabs"))`); got != "" {
+			b.fatalf("the order tabs do not fit the screen: %s", got)
+		}
 		b.follow(b.link("nav.tabs", "待发货"))
 		if tab := b.query("tab"); tab != "toship" {
 			b.fatalf("待发货 tab is ?tab=%s", tab)
