@@ -26,8 +26,8 @@ import (
 const (
 	buildTimeout = 5 * time.Minute
 	startTimeout = 20 * time.Second
-	flowTimeout  = 60 * time.Second // the whole browser session
-	stepTimeout  = 15 * time.Second // one page
+	flowTimeout  = 60 * time.Second // one device's whole browser session
+	stepTimeout  = 15 * time.Second // one step: a page or two
 	notifyWithin = 10 * time.Second // the emulator's first notify delivery
 )
 
@@ -40,9 +40,37 @@ var shopEnv = []string{"ADDR", "PUBLIC_URL", "DB", "KEYS_DIR", "ALIPAY_MODE", "A
 	"ALIPAY_SELLER_ID", "ALIPAY_GATEWAY", "SESSION_SECRET", "ORDER_TTL", "RECONCILE_AFTER",
 	"SANDBOX_TIME_SCALE", "SANDBOX_DB", "SANDBOX_ADDR", "PPROF_ADDR"}
 
-var tradeNoRE = regexp.MustCompile(`^[0-9]{28}$`)
+var (
+	tradeNoRE    = regexp.MustCompile(`^[0-9]{28}$`)
+	outTradeNoRE = regexp.MustCompile(`^[0-9A-Za-z_]{1,64}$`)
+)
 
-func TestBrowserBuyAndPay(t *testing.T) {
+// device is what the browser pretends to be.
+type device struct {
+	name          string // screenshot prefix: phone-1-goods.png
+	width, height int64
+	scale         float64 // device pixels per CSS pixel (of the screenshots too)
+	mobile        bool    // mobile viewport (meta viewport honoured), touch, taps instead of clicks
+	userAgent     string
+	platform      string // navigator.platform
+	noScript      bool   // JavaScript disabled in every page (the shop must not need it)
+}
+
+var (
+	phone = device{name: "phone", width: 390, height: 844, scale: 2, mobile: true, noScript: true,
+		userAgent: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 " +
+			"(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+		platform: "iPhone"}
+	desktop = device{name: "desktop", width: 1366, height: 900, scale: 1,
+		userAgent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) " +
+			"Chrome/126.0.0.0 Safari/537.36",
+		platform: "Win32"}
+)
+
+// TestBrowser buys and pays as a new shopper twice, each on a fresh shop: on a phone
+// (WAP pay, JavaScript off, every page checked for layout faults) and on a computer
+// (page pay). See phone_test.go and desktop_test.go.
+func TestBrowser(t *testing.T) {
 	browser := findBrowser()
 	if browser == "" {
 		msg := fmt.Sprintf("no browser found in PATH (looked for %s): install one with "+
@@ -60,153 +88,30 @@ func TestBrowserBuyAndPay(t *testing.T) {
 		}
 		t.Log("warning: " + msg)
 	}
-
-	base := startShop(t, buildShop(t))
-	shots := newShots(t)
-
-	ctx, cancel := context.WithTimeout(context.Background(), flowTimeout)
-	defer cancel()
-	ctx = startBrowser(t, ctx, browser)
-	b := &session{t: t, ctx: ctx, base: base, shots: shots}
-
-	// 1. The goods list, logged out.
-	b.step("goods", func() {
-		b.navigate("/")
-		b.waitText("main", "全部商品")
-		first := b.text("ul.grid > li.goods:first-child")
-		for _, want := range []string{"小米手环", "¥199.00", "购买"} {
-			if !strings.Contains(first, want) {
-				b.fatalf("first goods card %q lacks %q", first, want)
+	bin := buildShop(t)
+	for _, run := range []struct {
+		dev  device
+		flow func(*session)
+	}{{phone, phoneFlow}, {desktop, desktopFlow}} {
+		t.Run(run.dev.name, func(t *testing.T) {
+			b := newSession(t, browser, bin, run.dev)
+			run.flow(b)
+			b.reportLayout()
+			if !t.Failed() && os.Getenv("UPDATE_SCREENSHOTS") != "" {
+				b.shots.publish(filepath.Join(moduleRoot(t), "docs", "screenshots"))
 			}
-		}
-		b.waitText("header nav", "注册")
-		b.shot("goods")
-	})
-
-	// 2. Sign up through the nav link; the form logs in and goes home.
-	email := "shopper@example.com" // every run has its own database
-	b.step("signup", func() {
-		b.click(`header nav a[href="/signup"]`)
-		b.waitPath("/signup")
-		b.waitText("main h1", "注册")
-		b.waitText("main form", "邮箱")
-		b.do(chromedp.SendKeys(chromedp.CSS(`main input[name="email"]`), email),
-			chromedp.SendKeys(chromedp.CSS(`main input[name="password"]`), "correct horse battery"))
-		b.shot("signup")
-		b.click(`main form button[type="submit"]`)
-		b.waitPath("/")
-		b.waitText("header nav .who", email)
-		b.waitText("header nav", "我的订单")
-	})
-
-	// 3. Back on the goods list, logged in: buy the first goods. The form POSTs, the
-	// shop answers 303 to the signed gateway URL, the emulator shows its cashier.
-	var outTradeNo string
-	b.step("cashier", func() {
-		b.waitText("main", "全部商品")
-		b.waitText("ul.grid > li.goods:first-child h2", "小米手环")
-		b.click(`ul.grid > li.goods:first-child form button[type="submit"]`)
-		b.waitPath("/sandbox/gateway.do")
-		b.waitText("main", "确认付款")
-		b.waitText("main h1", "收银台")
-		b.waitText("main dd.amount", "¥199.00")
-		b.waitText("main dl.order", "小米手环")
-		outTradeNo = strings.TrimSpace(b.text("main dl.order dd.mono"))
-		if !regexp.MustCompile(`^[0-9A-Za-z_]{1,64}$`).MatchString(outTradeNo) {
-			b.fatalf("cashier shows order number %q: not an out_trade_no", outTradeNo)
-		}
-		t.Logf("out_trade_no %s", outTradeNo)
-		b.shot("cashier")
-	})
-
-	// 4. Pay: the emulator redirects to the shop's return_url, /show_msg.
-	var tradeNo string
-	b.step("result", func() {
-		b.click(`main button.primary`)
-		b.waitPath("/show_msg")
-		b.waitText("main h1", "支付成功")
-		if got := strings.TrimSpace(b.text("#out-trade-no")); got != outTradeNo {
-			b.fatalf("result page order number %q, cashier showed %q", got, outTradeNo)
-		}
-		tradeNo = strings.TrimSpace(b.text("#trade-no"))
-		if !tradeNoRE.MatchString(tradeNo) {
-			b.fatalf("result page trade number %q: want 28 digits", tradeNo)
-		}
-		b.waitText("main", "¥199.00")
-		b.waitText("main", "已支付")
-		t.Logf("trade_no %s", tradeNo)
-		b.shot("result")
-	})
-
-	// 5. 我的订单 shows the order as paid.
-	b.step("orders", func() {
-		b.click(`header nav a[href="/orders"]`)
-		b.waitPath("/orders")
-		b.waitText("main h1", "我的订单")
-		row := b.waitRow("table.orders tbody tr", outTradeNo)
-		for _, want := range []string{"已支付", "¥199.00", "小米手环"} {
-			if !strings.Contains(row, want) {
-				b.fatalf("orders row %q lacks %q", row, want)
-			}
-		}
-		b.shot("orders")
-	})
-
-	// 6. The emulator's console: the notify was delivered in the background and the shop
-	// answered exactly "success".
-	b.step("console", func() {
-		deadline := time.Now().Add(notifyWithin)
-		var last string
-		for {
-			b.navigate("/sandbox/")
-			b.waitText("main h1", "沙箱控制台")
-			got, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](fmt.Sprintf(`(() => {
-				const a = [...document.querySelectorAll("article.trade")].find(a => a.innerText.includes(%q));
-				if (!a) return "no trade";
-				const bodies = [...a.querySelectorAll("table.deliveries tbody tr td.mono")].map(td => td.textContent.trim());
-				return bodies.includes("success") ? "ok" : "deliveries: " + JSON.stringify(bodies);
-			})()`, outTradeNo)))
-			if err == nil && got == "ok" {
-				break
-			}
-			last = fmt.Sprint(got, err)
-			if time.Now().After(deadline) {
-				b.fatalf("no notify delivery answered success within %s (%s)", notifyWithin, last)
-			}
-			time.Sleep(300 * time.Millisecond)
-		}
-		card := b.waitRow("article.trade", outTradeNo)
-		for _, want := range []string{tradeNo, "TRADE_SUCCESS", "¥199.00", "200", "success"} {
-			if !strings.Contains(card, want) {
-				b.fatalf("console trade card %q lacks %q", card, want)
-			}
-		}
-		b.shot("console")
-	})
-
-	// 7. A cart of two goods checks out as one order: the cart page's form (with the
-	// total it showed) goes to the cashier for the sum, titled "first 等3件".
-	b.step("cart", func() {
-		for _, g := range []struct{ id, qty string }{{"2", "1"}, {"4", "2"}} {
-			b.navigate("/goods/" + g.id)
-			b.do(chromedp.SetValue(chromedp.CSS(`form[action="/cart/items"] input[name="qty"]`), g.qty))
-			b.click(`form[action="/cart/items"] button[type="submit"]`)
-			b.waitPath("/cart")
-		}
-		b.waitText("main", "机械键盘")
-		b.waitText("main", "保温杯")
-		b.waitText("main p.total", "¥578.80") // 399.00 + 2 × 89.90
-		b.click(`form[action="/checkout"] button[type="submit"]`)
-		b.waitPath("/sandbox/gateway.do")
-		b.waitText("main dd.amount", "¥578.80")
-		b.waitText("main dl.order", "机械键盘 等3件")
-		b.navigate("/cart")
-		b.waitText("main", "购物车是空的")
-	})
-
-	if !t.Failed() && os.Getenv("UPDATE_SCREENSHOTS") != "" {
-		shots.publish(filepath.Join(moduleRoot(t), "docs", "screenshots"))
+		})
 	}
+}
+
+// newSession starts a fresh shop and a browser emulating dev, for one shopper.
+func newSession(t *testing.T, browser, bin string, dev device) *session {
+	base := startShop(t, bin)
+	shots := newShots(t, dev.name)
+	ctx, cancel := context.WithTimeout(context.Background(), flowTimeout)
+	t.Cleanup(cancel)
+	ctx = startBrowser(t, ctx, browser, dev)
+	return &session{t: t, ctx: ctx, base: base, dev: dev, shots: shots}
 }
 
 // findBrowser returns the path of the first browser in PATH, or "".
@@ -351,8 +256,8 @@ func cleanEnv() []string {
 }
 
 // startBrowser starts chromium headless with exactly the flags below and a fresh
-// profile, and returns a tab context. The browser ends with the test.
-func startBrowser(t *testing.T, ctx context.Context, path string) context.Context {
+// profile, and returns a tab context emulating dev. The browser ends with the test.
+func startBrowser(t *testing.T, ctx context.Context, path string, dev device) context.Context {
 	t.Helper()
 	var out shoptest.SyncBuffer
 	actx, acancel := chromedp.NewExecAllocator(ctx,
@@ -365,7 +270,7 @@ func startBrowser(t *testing.T, ctx context.Context, path string) context.Contex
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("no-first-run", true),
 		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
+		chromedp.WindowSize(int(dev.width), int(dev.height)),
 		chromedp.CombinedOutput(&out),
 	)
 	tctx, tcancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
@@ -377,33 +282,76 @@ func startBrowser(t *testing.T, ctx context.Context, path string) context.Contex
 		}
 	})
 	start := time.Now()
-	// The viewport is exactly 1280x900 (headless chromium takes room off the window for
-	// absent browser chrome), and scrollbars are hidden so that a long page's full-page
-	// screenshot is 1280 wide too.
-	if err := chromedp.Do(tctx, chromedp.EmulateViewport(1280, 900),
-		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-			_, err := cdp.Call(ctx, t, emulation.SetScrollbarsHidden, emulation.SetScrollbarsHiddenParams{Hidden: true})
+	// The viewport is exactly the device's (headless chromium takes room off the window
+	// for absent browser chrome), and scrollbars are hidden so that a long page's
+	// screenshot is as wide as the device. The User-Agent is set in the tab, so the shop
+	// sees it in every request (it picks WAP pay for a phone's).
+	if err := chromedp.Do(tctx, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		if _, err := cdp.Call(ctx, t, emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{
+			UserAgent: dev.userAgent, Platform: dev.platform, AcceptLanguage: "zh-CN,zh"}); err != nil {
 			return err
-		}),
-		chromedp.Navigate("about:blank")); err != nil {
+		}
+		if _, err := dev.metrics(dev.height)(ctx, t); err != nil {
+			return err
+		}
+		if _, err := cdp.Call(ctx, t, emulation.SetTouchEmulationEnabled, emulation.SetTouchEmulationEnabledParams{
+			Enabled: dev.mobile, MaxTouchPoints: 5}); err != nil {
+			return err
+		}
+		if _, err := cdp.Call(ctx, t, emulation.SetScrollbarsHidden, emulation.SetScrollbarsHiddenParams{Hidden: true}); err != nil {
+			return err
+		}
+		_, err := cdp.Call(ctx, t, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: dev.noScript})
+		return err
+	}), chromedp.Navigate("about:blank")); err != nil {
 		t.Fatalf("start %s: %v\n%s", path, err, out.String())
 	}
-	v, err := chromedp.Run(tctx, chromedp.Evaluate[string](`navigator.userAgent`))
-	if err == nil {
-		t.Logf("browser started in %s: %s", time.Since(start).Round(time.Millisecond), v)
+	ua, err := chromedp.Run(tctx, chromedp.Evaluate[string](`navigator.userAgent + " · " + innerWidth + "×" + innerHeight + " · touch points " + navigator.maxTouchPoints`))
+	if err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	t.Logf("browser started in %s: %s", time.Since(start).Round(time.Millisecond), ua)
+	if dev.noScript {
+		// The page's own scripts must not run (DevTools' evaluations still do).
+		if err := chromedp.Do(tctx, chromedp.Navigate(`data:text/html,<title>off</title><script>document.title="on"</script>`)); err != nil {
+			t.Fatal(err)
+		}
+		if title, err := chromedp.Run(tctx, chromedp.Title()); err != nil || title != "off" {
+			t.Fatalf("JavaScript is not disabled: a page script set the title to %q (%v)", title, err)
+		}
+		t.Log("JavaScript disabled in the tab")
 	}
 	return tctx
+}
+
+// metrics sets the viewport to the device's width and the given height.
+func (d device) metrics(height int64) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		orientation := emulation.ScreenOrientationTypeLandscapePrimary
+		angle := int64(90)
+		if d.height > d.width {
+			orientation, angle = emulation.ScreenOrientationTypePortraitPrimary, 0
+		}
+		_, err := cdp.Call(ctx, t, emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{
+			Width: d.width, Height: height, DeviceScaleFactor: d.scale, Mobile: d.mobile,
+			ScreenWidth: d.width, ScreenHeight: d.height,
+			ScreenOrientation: &emulation.ScreenOrientation{Type: orientation, Angle: angle}})
+		return err
+	})
 }
 
 // session is one shopper's tab, with helpers that fail the test with the page's
 // address and text, and a screenshot of it, when an expectation is not met in time.
 type session struct {
-	t     *testing.T
-	ctx   context.Context // the whole flow
-	base  string
-	shots *shots
-	name  string          // current step
-	sctx  context.Context // current step's deadline
+	t      *testing.T
+	ctx    context.Context // the whole flow
+	base   string
+	dev    device
+	shots  *shots
+	name   string          // current step
+	sctx   context.Context // current step's deadline
+	layout []string        // layout faults found so far, one per line
+	pages  int             // pages checked
 }
 
 // step runs f with its own deadline; a failure inside stops the test.
@@ -417,7 +365,7 @@ func (b *session) step(name string, f func()) {
 	b.name, b.sctx = name, ctx
 	start := time.Now()
 	f()
-	b.t.Logf("step %-8s ok in %s", name, time.Since(start).Round(time.Millisecond))
+	b.t.Logf("step %-15s ok in %s", name, time.Since(start).Round(time.Millisecond))
 }
 
 func (b *session) fatalf(format string, args ...any) {
@@ -428,7 +376,7 @@ func (b *session) fatalf(format string, args ...any) {
 	defer cancel()
 	loc, _ := chromedp.Run(ctx, chromedp.Location())
 	text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
-	if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+	if png, err := b.capture(ctx); err == nil {
 		b.shots.save("FAILED-"+b.name, png)
 	}
 	b.t.Fatalf("step %s: %s\n  at %s\n  page text:\n%s", b.name, msg, loc, indent(text))
@@ -441,14 +389,72 @@ func (b *session) do(actions ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// eval evaluates js, which must give a string.
+func (b *session) eval(js string) string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.sctx, chromedp.Evaluate[string](js))
+	if err != nil {
+		b.fatalf("evaluate: %v\n%s", err, js)
+	}
+	return s
+}
+
+// navigate opens path (of the shop) as if typed in the address bar, and checks the
+// page's layout.
 func (b *session) navigate(path string) {
 	b.t.Helper()
 	b.do(chromedp.Navigate(b.base + path))
+	b.checkLayout()
 }
 
-func (b *session) click(sel string) {
+// press scrolls the element to the middle of the screen, checks that nothing covers
+// it there (the fixed tab bar, say), and taps it on a phone or clicks it on a computer.
+func (b *session) press(sel string) {
 	b.t.Helper()
-	b.do(chromedp.Click(chromedp.CSS(sel)))
+	b.poll("visible "+sel, fmt.Sprintf(`(() => {
+		const e = document.querySelector(%q);
+		return e && e.checkVisibility() ? "yes" : "";
+	})()`, sel))
+	hit := b.eval(fmt.Sprintf(`(() => {
+		const e = document.querySelector(%q);
+		e.scrollIntoView({block: "center", inline: "center"});
+		const r = e.getBoundingClientRect();
+		const at = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+		if (!at) return "nothing at its centre (off screen?)";
+		if (e === at || e.contains(at) || at.contains(e) && at.tagName === "LABEL") return "";
+		return "covered by <" + at.tagName.toLowerCase() + (at.className ? "." + String(at.className).split(" ").join(".") : "") + "> " + JSON.stringify(at.innerText.slice(0, 40));
+	})()`, sel))
+	if hit != "" {
+		b.fatalf("cannot press %s: %s", sel, hit)
+	}
+	if b.dev.mobile {
+		b.do(chromedp.Tap(chromedp.CSS(sel)))
+	} else {
+		b.do(chromedp.Click(chromedp.CSS(sel)))
+	}
+}
+
+// follow presses sel and waits for the new page it leads to (whatever its address:
+// a form may come back to the same path), then checks its layout.
+func (b *session) follow(sel string) {
+	b.t.Helper()
+	before := b.eval(`String(performance.timeOrigin)`)
+	b.press(sel)
+	b.poll("a new page after pressing "+sel, fmt.Sprintf(
+		`String(performance.timeOrigin) !== %q && document.readyState === "complete" ? "yes" : ""`, before))
+	b.checkLayout()
+}
+
+// fill types v into an empty text field (a phone's keyboard, key by key).
+func (b *session) fill(sel, v string) {
+	b.t.Helper()
+	b.do(chromedp.SendKeys(chromedp.CSS(sel), v))
+}
+
+// setValue replaces a field's value (a number box holding "1").
+func (b *session) setValue(sel, v string) {
+	b.t.Helper()
+	b.do(chromedp.SetValue(chromedp.CSS(sel), v))
 }
 
 // text is the visible text (innerText) of the first element matching sel, once visible.
@@ -459,6 +465,22 @@ func (b *session) text(sel string) string {
 		b.fatalf("text of %s: %v", sel, err)
 	}
 	return s
+}
+
+// attr is an attribute of the first element matching sel ("" if none).
+func (b *session) attr(sel, name string) string {
+	b.t.Helper()
+	return b.eval(fmt.Sprintf(`(() => { const e = document.querySelector(%q); return e ? e.getAttribute(%q) || "" : ""; })()`, sel, name))
+}
+
+// link is a selector for the visible link inside scope whose text is text.
+func (b *session) link(scope, text string) string {
+	b.t.Helper()
+	href := b.poll(fmt.Sprintf("link %q in %s", text, scope), fmt.Sprintf(`(() => {
+		const a = [...document.querySelectorAll(%q)].find(a => a.checkVisibility() && a.innerText.trim() === %q);
+		return a ? a.getAttribute("href") : "";
+	})()`, scope+" a", text))
+	return fmt.Sprintf(`%s a[href=%q]`, scope, href)
 }
 
 // poll evaluates js until it returns a non-empty string, tolerating the errors of a
@@ -489,6 +511,12 @@ func (b *session) waitPath(path string) {
 		`location.pathname === %q && document.readyState === "complete" ? "yes" : ""`, path))
 }
 
+// query is the page's query parameter name.
+func (b *session) query(name string) string {
+	b.t.Helper()
+	return b.eval(fmt.Sprintf(`new URLSearchParams(location.search).get(%q) || ""`, name))
+}
+
 // waitText waits until the first element matching sel is visible and its visible
 // text contains want.
 func (b *session) waitText(sel, want string) {
@@ -509,56 +537,127 @@ func (b *session) waitRow(sel, key string) string {
 	})()`, sel, key))
 }
 
-// shot saves a full-page PNG of the current page.
+// contains fails unless got holds every one of wants.
+func (b *session) contains(what, got string, wants ...string) {
+	b.t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(got, w) {
+			b.fatalf("%s %q lacks %q", what, got, w)
+		}
+	}
+}
+
+// waitNotified reloads the emulator's console until the trade outTradeNo shows a
+// notify delivery the shop answered exactly "success", and returns the trade's card.
+func (b *session) waitNotified(outTradeNo string) string {
+	b.t.Helper()
+	deadline := time.Now().Add(notifyWithin)
+	var last string
+	for {
+		b.do(chromedp.Navigate(b.base + "/sandbox/"))
+		b.waitText("main h1", "沙箱控制台")
+		got, err := chromedp.Run(b.sctx, chromedp.Evaluate[string](fmt.Sprintf(`(() => {
+			const a = [...document.querySelectorAll("article.trade")].find(a => a.innerText.includes(%q));
+			if (!a) return "no trade";
+			const bodies = [...a.querySelectorAll("table.deliveries tbody tr td.mono")].map(td => td.textContent.trim());
+			return bodies.includes("success") ? "ok" : "deliveries: " + JSON.stringify(bodies);
+		})()`, outTradeNo)))
+		if err == nil && got == "ok" {
+			break
+		}
+		last = fmt.Sprint(got, err)
+		if time.Now().After(deadline) {
+			b.fatalf("no notify delivery answered success within %s (%s)", notifyWithin, last)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	b.checkLayout()
+	return b.waitRow("article.trade", outTradeNo)
+}
+
+// capture is a PNG of the whole page. On a phone the viewport is stretched to the
+// page's height for the picture, so the fixed tab bar sits at the bottom of the page
+// as on the phone's screen (a capture beyond the viewport would paint it mid-page).
+func (b *session) capture(ctx context.Context) ([]byte, error) {
+	if !b.dev.mobile {
+		return chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	}
+	h, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`Math.ceil(document.documentElement.scrollHeight)`))
+	if err != nil {
+		return nil, err
+	}
+	if err := chromedp.Do(ctx, b.dev.metrics(max(int64(h), b.dev.height))); err != nil {
+		return nil, err
+	}
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if rerr := chromedp.Do(ctx, b.dev.metrics(b.dev.height)); err == nil {
+		err = rerr
+	}
+	return png, err
+}
+
+// shot saves a PNG of the current page.
 func (b *session) shot(name string) {
 	b.t.Helper()
-	png, err := chromedp.Run(b.sctx, chromedp.FullScreenshot(100))
+	png, err := b.capture(b.sctx)
 	if err != nil {
 		b.fatalf("screenshot: %v", err)
 	}
 	b.shots.save(name, png)
 }
 
-// shots numbers and writes the screenshots into e2e/screenshots.
+// shots numbers and writes one device's screenshots into e2e/screenshots.
 type shots struct {
-	t     *testing.T
-	dir   string
-	n     int
-	names []string
+	t      *testing.T
+	dir    string
+	prefix string
+	n      int
+	names  []string
 }
 
-func newShots(t *testing.T) *shots {
+func newShots(t *testing.T, prefix string) *shots {
 	dir := filepath.Join(moduleRoot(t), "e2e", "screenshots")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	// Only this run's pictures: a stale FAILED-*.png would mislead.
-	old, _ := filepath.Glob(filepath.Join(dir, "*.png"))
-	for _, f := range old {
-		_ = os.Remove(f)
+	for _, pattern := range []string{prefix + "-*.png", "FAILED-" + prefix + "-*.png"} {
+		old, _ := filepath.Glob(filepath.Join(dir, pattern))
+		for _, f := range old {
+			_ = os.Remove(f)
+		}
 	}
-	return &shots{t: t, dir: dir}
+	return &shots{t: t, dir: dir, prefix: prefix}
 }
 
 func (s *shots) save(name string, png []byte) {
-	if !strings.HasPrefix(name, "FAILED-") {
+	if failed, ok := strings.CutPrefix(name, "FAILED-"); ok {
+		name = "FAILED-" + s.prefix + "-" + failed
+	} else {
 		s.n++
-		name = fmt.Sprintf("%d-%s", s.n, name)
+		name = fmt.Sprintf("%s-%d-%s", s.prefix, s.n, name)
 	}
 	file := name + ".png"
 	if err := os.WriteFile(filepath.Join(s.dir, file), png, 0o644); err != nil {
 		s.t.Errorf("screenshot %s: %v", file, err)
 		return
 	}
-	s.names = append(s.names, file)
+	if !strings.HasPrefix(file, "FAILED-") {
+		s.names = append(s.names, file)
+	}
 	s.t.Logf("screenshot e2e/screenshots/%s (%d KiB)", file, len(png)/1024)
 }
 
-// publish copies this run's screenshots to dir (docs/screenshots, for the README).
+// publish copies this run's screenshots to dir (docs/screenshots, for the README),
+// replacing the device's earlier ones.
 func (s *shots) publish(dir string) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		s.t.Error(err)
 		return
+	}
+	old, _ := filepath.Glob(filepath.Join(dir, s.prefix+"-*.png"))
+	for _, f := range old {
+		_ = os.Remove(f)
 	}
 	for _, f := range s.names {
 		b, err := os.ReadFile(filepath.Join(s.dir, f))
