@@ -138,4 +138,3 @@ func (h *Handler) endCSV(c echo.Context, out *csvOut, err error) error {
 	}
 	return nil
 }
-

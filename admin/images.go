@@ -123,4 +123,3 @@ func formImage(form *multipart.Form) (*multipart.FileHeader, error) {
 	}
 	return form.File["image"][0], nil
 }
-

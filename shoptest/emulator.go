@@ -1,11 +1,15 @@
 package shoptest
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
+
+	"storefront/store"
 )
 
 // OpenCashier fetches a gateway URL as the shopper's browser would. As at Alipay, that
@@ -73,6 +77,11 @@ type EmuTrade struct {
 		Body       string `json:"body"`
 		Error      string `json:"error"`
 	} `json:"deliveries"`
+	RefundedAmount string `json:"refunded_amount"`
+	Refunds        []struct {
+		OutRequestNo string `json:"out_request_no"`
+		Amount       string `json:"amount"`
+	} `json:"refunds"`
 }
 
 // EmuTradeOf reads a trade from the emulator's automation API (status 404 → zero value).
@@ -90,4 +99,41 @@ func (s *Shop) EmuTradeOf(t testing.TB, outTradeNo string) EmuTrade {
 		}
 	}
 	return tr
+}
+
+// Emu posts form to the emulator's automation API route for a trade (faults, refund,
+// refund-notify, …) and returns the status and body.
+func (s *Shop) Emu(t testing.TB, outTradeNo, action string, form url.Values) (int, string) {
+	t.Helper()
+	resp, err := http.PostForm(s.URL+"/sandbox/api/trades/"+outTradeNo+"/"+action, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// Fault sets the emulator's fault for the trade's next delivery or call.
+func (s *Shop) Fault(t testing.TB, outTradeNo, fault string) {
+	t.Helper()
+	if st, body := s.Emu(t, outTradeNo, "faults", url.Values{"next": {fault}}); st != http.StatusOK {
+		t.Fatalf("fault %s on %s: %d %s", fault, outTradeNo, st, body)
+	}
+}
+
+// PaidOrder buys goodsID as b and pays it at the emulator, notify delivered: a paid order.
+func (s *Shop) PaidOrder(t testing.TB, b *Browser, goodsID int64, qty int) store.Order {
+	t.Helper()
+	o, u := b.Buy(t, goodsID, qty)
+	s.OpenCashier(t, u.String())
+	if _, st := s.EmuPay(t, o.OutTradeNo, true); st != http.StatusOK {
+		t.Fatalf("pay %s: %d", o.OutTradeNo, st)
+	}
+	s.Emulator.DeliverDue(context.Background())
+	o = s.Order(t, o.OutTradeNo)
+	if o.Status != store.StatusPaid {
+		t.Fatalf("order %s is %s after paying", o.OutTradeNo, o.Status)
+	}
+	return o
 }

@@ -102,6 +102,8 @@ type Options struct {
 	// shoppers from one address), RealLimits keeps the shop's defaults.
 	Limits     web.Limits
 	RealLimits bool
+	// ClientTimeout bounds the shop's calls to Alipay (default 5s).
+	ClientTimeout time.Duration
 }
 
 // Shop is a running test shop.
@@ -145,6 +147,9 @@ func New(t testing.TB, o Options) *Shop {
 	if o.ReconcileAfter == 0 {
 		o.ReconcileAfter = 5 * time.Minute
 	}
+	if o.ClientTimeout == 0 {
+		o.ClientTimeout = 5 * time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -175,7 +180,7 @@ func New(t testing.TB, o Options) *Shop {
 		gateway = s.URL + "/sandbox/gateway.do"
 	}
 	client, err := payment.NewClient(payment.ClientOptions{AppID: AppID, AppPrivateKey: s.Keys.AppPrivPEM,
-		AlipayPublicKey: s.Keys.AlipayPubPEM, Gateway: gateway, Timeout: 5 * time.Second})
+		AlipayPublicKey: s.Keys.AlipayPubPEM, Gateway: gateway, Timeout: o.ClientTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -528,3 +533,6 @@ func (s *Shop) Operator(t testing.TB, email string) *Browser {
 	}
 	return b
 }
+
+// Base is the shop's URL, for requests a test builds itself.
+func (b *Browser) Base() string { return b.shop.URL }

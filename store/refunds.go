@@ -504,4 +504,3 @@ func decide(ctx context.Context, tx txn, id int64, status, note string, by Actor
 	}
 	return q, nil
 }
-

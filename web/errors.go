@@ -115,6 +115,28 @@ func classify(err error) problem {
 		return problem{status: http.StatusBadRequest, msg: "购物车里的商品太多了，请先结算或移除一些。"}
 	case errors.Is(err, store.ErrEmptyOrder):
 		return problem{status: http.StatusBadRequest, msg: "购物车是空的。"}
+	case errors.Is(err, store.ErrRefundTooMuch):
+		return problem{status: http.StatusConflict, msg: "退款金额超过了这笔付款还能退的金额，没有发起退款。", next: "请查看已有的退款后再试。"}
+	case errors.Is(err, store.ErrNotRefundable):
+		return problem{status: http.StatusConflict, msg: "这笔订单没有可以退款的付款。"}
+	case errors.Is(err, store.ErrRefundWindowOver):
+		return problem{status: http.StatusConflict, msg: "这笔交易已超过支付宝的退款期限，支付宝不再受理退款。", next: "如需补偿，请通过其他方式与顾客联系。"}
+	case errors.Is(err, store.ErrRequestWaiting):
+		return problem{status: http.StatusConflict, msg: "已有一条退款申请在处理中。"}
+	case errors.Is(err, store.ErrRequestDecided):
+		return problem{status: http.StatusConflict, msg: "这条退款申请已经处理过了。"}
+	case errors.Is(err, store.ErrReasonRequired):
+		return problem{status: http.StatusBadRequest, msg: "请填写原因或说明。"}
+	case errors.Is(err, store.ErrNotShippable):
+		return problem{status: http.StatusConflict, msg: "只有已支付、未发货、需要发货的订单可以发货。"}
+	case errors.Is(err, store.ErrNotShipped):
+		return problem{status: http.StatusConflict, msg: "订单尚未发货，或已确认收货。"}
+	case errors.Is(err, store.ErrNeedAddress):
+		return problem{status: http.StatusBadRequest, msg: "请先填写收货地址。"}
+	case errors.Is(err, store.ErrNoSuchAddress):
+		return problem{status: http.StatusBadRequest, msg: "找不到这个收货地址，请重新选择。"}
+	case errors.Is(err, store.ErrTooManyAddresses):
+		return problem{status: http.StatusBadRequest, msg: "地址簿已满（最多 20 个），请先删除不用的地址。"}
 	case errors.Is(err, store.ErrNotUnpaid):
 		return problem{status: http.StatusConflict, msg: "订单状态已经变化，不能进行此操作。", next: "请查看订单的最新状态。"}
 	case errors.Is(err, payment.ErrBadSignature):
