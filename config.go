@@ -42,6 +42,9 @@ var settings = []setting{
 	{"SESSION_SECRET", "generated into KEYS_DIR/session.key outside production", "signs and encrypts session cookies (required in production: 32+ random characters)"},
 	{"ORDER_TTL", "30m", "unpaid orders close after this (time_expire of every pay request)"},
 	{"RECONCILE_AFTER", "5m", "ask alipay.trade.query about an order this long after it went to the cashier without a notify (then backing off to 1h)"},
+	{"AUTO_RECEIVE", "240h", "a shipped order counts as received (已收货) this long after shipping, if the shopper didn't confirm"},
+	{"ALIPAY_CERT_MODE", "unset", "1 in local mode: the emulator issues the three certificates into KEYS_DIR and both sides run in certificate mode (公钥证书); sandbox/production use certificate mode when KEYS_DIR holds appCertPublicKey.crt, alipayRootCert.crt and alipayCertPublicKey_RSA2.crt"},
+	{"SANDBOX_REFUND_WINDOW", "2160h", "local emulator only: how long after payment a trade can be refunded before it turns TRADE_FINISHED (divided by SANDBOX_TIME_SCALE)"},
 	{"SANDBOX_TIME_SCALE", "1", "local emulator only: divides its notify schedule and relative expiry (3600 = an hour per second)"},
 	{"MEDIA_DIR", "media beside DB", "where goods images uploaded in the back office are kept (served at /media/)"},
 	{"SANDBOX_DB", "sandbox.db beside DB (./sandbox.db for go run . sandbox)", "the emulator's own SQLite file"},
@@ -72,6 +75,9 @@ type config struct {
 	TimeScale                          float64
 	SandboxDB                          string
 	MediaDir                           string
+	CertMode                           bool          // ALIPAY_CERT_MODE=1: local mode in certificate mode
+	RefundWindow                       time.Duration // SANDBOX_REFUND_WINDOW
+	AutoReceive                        time.Duration // AUTO_RECEIVE: shipped orders count as received after this
 	Pprof                              string // PPROF_ADDR: profiling endpoint, off unless set
 	DevReload                          bool   // DEV_RELOAD=1: allow templ's live-reload script
 	mountEmulator                      bool
@@ -90,7 +96,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		Addr: env("ADDR", defaultOf("ADDR")), DB: env("DB", defaultOf("DB")), KeysDir: env("KEYS_DIR", defaultOf("KEYS_DIR")),
 		Mode: env("ALIPAY_MODE", defaultOf("ALIPAY_MODE")), Gateway: env("ALIPAY_GATEWAY", ""),
 		SessionSecret: env("SESSION_SECRET", ""), Pprof: env("PPROF_ADDR", ""),
-		DevReload: env("DEV_RELOAD", "") == "1",
+		DevReload: env("DEV_RELOAD", "") == "1", CertMode: env("ALIPAY_CERT_MODE", "") == "1",
 	}
 	c.PublicURL = strings.TrimRight(env("PUBLIC_URL", "http://"+c.Addr), "/")
 	c.SandboxDB = env("SANDBOX_DB", filepath.Join(filepath.Dir(c.DB), "sandbox.db"))
@@ -99,7 +105,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 	durations := []struct {
 		key string
 		dst *time.Duration
-	}{{"ORDER_TTL", &c.OrderTTL}, {"RECONCILE_AFTER", &c.ReconcileAfter}}
+	}{{"ORDER_TTL", &c.OrderTTL}, {"RECONCILE_AFTER", &c.ReconcileAfter}, {"AUTO_RECEIVE", &c.AutoReceive},
+		{"SANDBOX_REFUND_WINDOW", &c.RefundWindow}}
 	for _, d := range durations {
 		v, err := time.ParseDuration(env(d.key, defaultOf(d.key)))
 		if err != nil || v <= 0 {
@@ -129,7 +136,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 		if c.AppID == "" {
 			problems = append(problems, "set ALIPAY_APP_ID to your app id from Alipay's console")
 		}
-		for _, f := range []string{payment.AppPrivateKeyFile, payment.AlipayPublicKeyFile} {
+		alipayFile := payment.AlipayPublicKeyFile
+		if exists(filepath.Join(c.KeysDir, payment.AppCertFile)) {
+			alipayFile = payment.AlipayCertFile // certificate mode
+		}
+		for _, f := range []string{payment.AppPrivateKeyFile, alipayFile} {
 			if p := filepath.Join(c.KeysDir, f); !exists(p) {
 				problems = append(problems, fmt.Sprintf("put %s in place (see keys/README.md)", p))
 			}
@@ -222,35 +233,72 @@ func weakSecret(s string) string {
 	return ""
 }
 
-// checkKeys refuses key files that would fail later or weaken the shop: a private key
-// others can read, Alipay's key that is really the app's own public key (the most
-// common integration mistake), the local emulator's key left in a sandbox or production
-// KEYS_DIR, and in local mode pairs that don't belong together.
-func checkKeys(c config) error {
+// alipayKeys are the keys the shop runs on, read and checked once at start.
+type alipayKeys struct {
+	appPriv   []byte
+	alipayPub []byte         // public-key mode: alipay_public_key.pem
+	certs     *payment.Certs // certificate mode
+	verifier  *payment.Verifier
+}
+
+// checkKeys reads and checks the key files and refuses those that would fail later or
+// weaken the shop: a private key others can read, Alipay's key that is really the app's
+// own public key (the most common integration mistake), the local emulator's key left in
+// a sandbox or production KEYS_DIR, in local mode pairs that don't belong together, and
+// in certificate mode an app certificate for another key or an Alipay certificate not
+// issued under the roots. Certificate mode is on when KEYS_DIR holds its three files
+// (in local mode: when ALIPAY_CERT_MODE=1, which has the emulator issue them).
+func checkKeys(c config) (alipayKeys, error) {
 	path := func(f string) string { return filepath.Join(c.KeysDir, f) }
+	var k alipayKeys
 	var ps []string
 	appPriv, err := readKey(path(payment.AppPrivateKeyFile))
 	if err != nil {
-		ps = append(ps, err.Error())
+		return k, refuse([]string{err.Error()})
 	}
-	alipayPEM, err := os.ReadFile(path(payment.AlipayPublicKeyFile))
-	if err != nil {
-		ps = append(ps, fmt.Sprintf("put Alipay's public key (支付宝公钥) in %s (see keys/README.md)", path(payment.AlipayPublicKeyFile)))
-	}
-	if len(ps) > 0 {
-		return refuse(ps)
-	}
+	k.appPriv = appPriv
 	app, err := payment.ParsePrivateKey(appPriv)
 	if err != nil {
-		return refuse([]string{fmt.Sprintf("%s is not an RSA private key (PKCS#1 or PKCS#8 PEM): %v", path(payment.AppPrivateKeyFile), err)})
+		return k, refuse([]string{fmt.Sprintf("%s is not an RSA private key (PKCS#1 or PKCS#8 PEM): %v", path(payment.AppPrivateKeyFile), err)})
 	}
-	alipay, err := payment.ParsePublicKey(alipayPEM)
-	if err != nil {
-		return refuse([]string{fmt.Sprintf("%s is not an RSA public key (PEM, BEGIN PUBLIC KEY): %v", path(payment.AlipayPublicKeyFile), err)})
+	var alipay *rsa.PublicKey
+	certs, certMode, err := payment.LoadCerts(c.KeysDir)
+	if c.Mode == modeLocal && !c.CertMode {
+		certs, certMode, err = nil, false, nil // leftovers of a certificate-mode run
+	}
+	switch {
+	case err != nil:
+		return k, refuse([]string{err.Error()})
+	case certMode:
+		k.certs = certs
+		if ak, err := certs.AppPublicKey(); err != nil || !sameKey(ak, &app.PublicKey) {
+			ps = append(ps, fmt.Sprintf("%s does not certify the key of %s: download the app certificate made for this key from Alipay's console",
+				path(payment.AppCertFile), path(payment.AppPrivateKeyFile)))
+		}
+		if k.verifier, err = certs.Verifier(); err != nil {
+			return k, refuse(append(ps, err.Error()))
+		}
+		alipay = k.verifier.Current()
+	default:
+		alipayPEM, err := os.ReadFile(path(payment.AlipayPublicKeyFile))
+		if err != nil {
+			return k, refuse([]string{fmt.Sprintf("put Alipay's public key (支付宝公钥) in %s (see keys/README.md), or certificate mode's three files", path(payment.AlipayPublicKeyFile))})
+		}
+		if alipay, err = payment.ParsePublicKey(alipayPEM); err != nil {
+			return k, refuse([]string{fmt.Sprintf("%s is not an RSA public key (PEM, BEGIN PUBLIC KEY): %v", path(payment.AlipayPublicKeyFile), err)})
+		}
+		k.alipayPub = alipayPEM
+		if k.verifier, err = payment.NewKeyVerifier(alipayPEM); err != nil {
+			return k, refuse([]string{err.Error()})
+		}
+	}
+	what := path(payment.AlipayPublicKeyFile)
+	if certMode {
+		what = path(payment.AlipayCertFile)
 	}
 	if sameKey(&app.PublicKey, alipay) {
-		ps = append(ps, fmt.Sprintf("%s is your app's own public key, not Alipay's: every notify would be refused. "+
-			"Copy 支付宝公钥 from Alipay's console (shown after you upload the app public key) into it", path(payment.AlipayPublicKeyFile)))
+		ps = append(ps, fmt.Sprintf("%s holds your app's own public key, not Alipay's: every notify would be refused. "+
+			"Copy 支付宝公钥 from Alipay's console (shown after you upload the app public key) into it", what))
 	}
 	if pub, err := os.ReadFile(path(payment.AppPublicKeyFile)); err == nil {
 		if k, err := payment.ParsePublicKey(pub); err != nil || !sameKey(k, &app.PublicKey) {
@@ -264,26 +312,26 @@ func checkKeys(c config) error {
 		emu, err := payment.ParsePrivateKey(emuPriv)
 		if emuErr != nil || err != nil || !sameKey(&emu.PublicKey, alipay) {
 			ps = append(ps, fmt.Sprintf("%s is not the public half of the emulator's key %s: the shop would refuse every payment as forged. "+
-				"Delete %s and start again to generate a matching set", path(payment.AlipayPublicKeyFile), path(payment.SandboxPrivateKeyFile), c.KeysDir))
+				"Delete %s and start again to generate a matching set", what, path(payment.SandboxPrivateKeyFile), c.KeysDir))
 		}
 	default:
 		if emuErr == nil {
-			what := "the local emulator's private key is in " + path(payment.SandboxPrivateKeyFile)
+			msg := "the local emulator's private key is in " + path(payment.SandboxPrivateKeyFile)
 			if emu, err := payment.ParsePrivateKey(emuPriv); err == nil && sameKey(&emu.PublicKey, alipay) {
-				what = path(payment.AlipayPublicKeyFile) + " is the local emulator's key, left by a local run, not Alipay's"
+				msg = what + " is the local emulator's key, left by a local run, not Alipay's"
 			}
-			ps = append(ps, what+": give "+c.Mode+" mode a KEYS_DIR of its own with your app's key and Alipay's public key only")
+			ps = append(ps, msg+": give "+c.Mode+" mode a KEYS_DIR of its own with your app's key and Alipay's public key only")
 		}
 	}
-	for _, f := range []string{payment.AppPrivateKeyFile, payment.SandboxPrivateKeyFile, "session.key"} {
+	for _, f := range []string{payment.AppPrivateKeyFile, payment.SandboxPrivateKeyFile, "session.key", "sandbox/alipay_root_key.pem"} {
 		if st, err := os.Stat(path(f)); err == nil && st.Mode().Perm()&0o077 != 0 {
 			ps = append(ps, fmt.Sprintf("%s can be read by others (mode %04o): run chmod 600 %s", path(f), st.Mode().Perm(), path(f)))
 		}
 	}
 	if len(ps) > 0 {
-		return refuse(ps)
+		return k, refuse(ps)
 	}
-	return nil
+	return k, nil
 }
 
 func exists(p string) bool {

@@ -14,6 +14,34 @@ import (
 	"storefront/sandbox"
 )
 
+// localKeys makes what local mode runs on when it is missing: the app's and the
+// emulator's key pairs and, with ALIPAY_CERT_MODE=1, the three certificates the emulator
+// issues from its own root (as Alipay's console would hand them out).
+func localKeys(cfg config, log *slog.Logger) error {
+	wrote, err := payment.EnsureLocalKeys(cfg.KeysDir)
+	if err != nil {
+		return fmt.Errorf("generating dev keys: %w", err)
+	}
+	for _, f := range wrote {
+		log.Info("generated dev key", "file", f)
+	}
+	if !cfg.CertMode {
+		return nil
+	}
+	appPub, err := os.ReadFile(filepath.Join(cfg.KeysDir, payment.AppPublicKeyFile))
+	if err != nil {
+		return err
+	}
+	priv, err := os.ReadFile(filepath.Join(cfg.KeysDir, payment.SandboxPrivateKeyFile))
+	if err != nil {
+		return err
+	}
+	if err := sandbox.IssueCerts(cfg.KeysDir, appPub, priv); err != nil {
+		return fmt.Errorf("issuing dev certificates: %w", err)
+	}
+	return nil
+}
+
 func newEmulator(cfg config, log *slog.Logger) (*sandbox.Emulator, error) {
 	appPub, err := os.ReadFile(filepath.Join(cfg.KeysDir, payment.AppPublicKeyFile))
 	if err != nil {
@@ -23,8 +51,14 @@ func newEmulator(cfg config, log *slog.Logger) (*sandbox.Emulator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return sandbox.New(sandbox.Config{AppID: cfg.AppID, SellerID: cfg.SellerID, AppPublicKeyPEM: appPub,
-		PrivateKeyPEM: priv, DBPath: cfg.SandboxDB, TimeScale: cfg.TimeScale, Logger: log})
+	ec := sandbox.Config{AppID: cfg.AppID, SellerID: cfg.SellerID, AppPublicKeyPEM: appPub,
+		PrivateKeyPEM: priv, DBPath: cfg.SandboxDB, TimeScale: cfg.TimeScale, RefundWindow: cfg.RefundWindow, Logger: log}
+	if cfg.CertMode {
+		if ec.Certs, err = sandbox.LoadCertConfig(cfg.KeysDir); err != nil {
+			return nil, err
+		}
+	}
+	return sandbox.New(ec)
 }
 
 // runSandbox runs the emulator alone (SANDBOX_ADDR, default 127.0.0.1:9090), so its
@@ -49,7 +83,7 @@ func runSandbox(ctx context.Context, getenv func(string) string, out io.Writer, 
 	if addr == "" {
 		addr = "127.0.0.1:9090"
 	}
-	if _, err := payment.EnsureLocalKeys(cfg.KeysDir); err != nil {
+	if err := localKeys(cfg, log); err != nil {
 		return err
 	}
 	emu, err := newEmulator(cfg, log)

@@ -257,9 +257,45 @@ CREATE INDEX orders_created_at ON orders (created_at);
 CREATE INDEX orders_status ON orders (status, id);
 CREATE INDEX orders_state ON orders (status, fulfilment, id);
 CREATE INDEX orders_to_ship ON orders (id) WHERE status = 'paid' AND fulfilment = 'unshipped';
+-- AUTO_RECEIVE's scan: shipped orders by shipping time.
+CREATE INDEX orders_shipped ON orders (shipped_at) WHERE status = 'paid' AND fulfilment = 'shipped';
 CREATE INDEX orders_trade_no ON orders (trade_no) WHERE trade_no <> '';
 CREATE INDEX orders_ship_phone ON orders (ship_phone) WHERE ship_phone <> '';
 -- The dashboard's sales by day: paid time and amount, read from the index alone.
 CREATE INDEX orders_paid_at ON orders (paid_at, total_fen) WHERE paid_at IS NOT NULL;
 -- When Alipay finished the trade (TRADE_FINISHED: past its refund window), refunds end.
 ALTER TABLE orders ADD COLUMN finished_at TEXT;
+
+-- What Alipay says about a payment beyond its total: the buyer's open id (apps made since
+-- 2023 get buyer_open_id, not buyer_id), what the buyer actually paid and what the shop
+-- received (a coupon can make both less than total_amount).
+ALTER TABLE orders ADD COLUMN buyer_open_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE orders ADD COLUMN buyer_paid_fen INTEGER;
+ALTER TABLE orders ADD COLUMN receipt_fen INTEGER;
+
+-- The daily reconciliation against Alipay's trade bill: one row per Beijing day, and
+-- every difference found.
+CREATE TABLE reconciliations (
+    bill_date   TEXT    PRIMARY KEY, -- yyyy-mm-dd, Beijing
+    status      TEXT    NOT NULL CHECK (status IN ('clean', 'differences', 'failed')),
+    payments    INTEGER NOT NULL DEFAULT 0, -- rows of the bill
+    refunds     INTEGER NOT NULL DEFAULT 0,
+    differences INTEGER NOT NULL DEFAULT 0,
+    error       TEXT    NOT NULL DEFAULT '',
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    next_try_at TEXT,
+    checked_at  TEXT    NOT NULL
+);
+CREATE TABLE reconciliation_diffs (
+    id             INTEGER PRIMARY KEY,
+    bill_date      TEXT    NOT NULL REFERENCES reconciliations (bill_date),
+    kind           TEXT    NOT NULL CHECK (kind IN ('missing_in_shop', 'missing_at_alipay', 'amount_differs')),
+    what           TEXT    NOT NULL CHECK (what IN ('payment', 'refund')),
+    out_trade_no   TEXT    NOT NULL DEFAULT '',
+    trade_no       TEXT    NOT NULL DEFAULT '',
+    out_request_no TEXT    NOT NULL DEFAULT '',
+    shop_fen       INTEGER,
+    alipay_fen     INTEGER,
+    note           TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX reconciliation_diffs_date ON reconciliation_diffs (bill_date, id);

@@ -11,8 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -37,31 +35,20 @@ func runShop(ctx context.Context, getenv func(string) string, out io.Writer, log
 		return err
 	}
 	if cfg.Mode == modeLocal {
-		wrote, err := payment.EnsureLocalKeys(cfg.KeysDir)
-		if err != nil {
-			return fmt.Errorf("generating dev keys: %w", err)
-		}
-		for _, f := range wrote {
-			log.Info("generated dev key", "file", f)
+		if err := localKeys(cfg, log); err != nil {
+			return err
 		}
 	}
-	if err := checkKeys(cfg); err != nil {
+	keys, err := checkKeys(cfg)
+	if err != nil {
 		return err
 	}
 	for _, w := range sandboxWarnings(cfg) {
 		log.Warn("WARNING: " + w)
 		fmt.Fprintln(out, "WARNING:", w)
 	}
-	appPriv, err := os.ReadFile(filepath.Join(cfg.KeysDir, payment.AppPrivateKeyFile))
-	if err != nil {
-		return err
-	}
-	alipayPub, err := os.ReadFile(filepath.Join(cfg.KeysDir, payment.AlipayPublicKeyFile))
-	if err != nil {
-		return err
-	}
-	client, err := payment.NewClient(payment.ClientOptions{AppID: cfg.AppID, AppPrivateKey: appPriv,
-		AlipayPublicKey: alipayPub, Production: cfg.Mode == modeProduction, Gateway: cfg.Gateway,
+	client, err := payment.NewClient(payment.ClientOptions{AppID: cfg.AppID, AppPrivateKey: keys.appPriv,
+		AlipayPublicKey: keys.alipayPub, Certs: keys.certs, Production: cfg.Mode == modeProduction, Gateway: cfg.Gateway,
 		Timeout: 10 * time.Second})
 	if err != nil {
 		return err
@@ -82,12 +69,9 @@ func runShop(ctx context.Context, getenv func(string) string, out io.Writer, log
 			log.Info("seeded demo goods", "count", n)
 		}
 	}
-	ver, err := payment.NewKeyVerifier(alipayPub)
-	if err != nil {
-		return fmt.Errorf("alipay public key: %w", err)
-	}
 	pay := payment.NewService(client, st, payment.Config{AppID: cfg.AppID, SellerID: cfg.SellerID,
-		PublicURL: cfg.PublicURL, ReconcileAfter: cfg.ReconcileAfter, Verifier: ver}, nil, log)
+		PublicURL: cfg.PublicURL, ReconcileAfter: cfg.ReconcileAfter, AutoReceive: cfg.AutoReceive,
+		Verifier: keys.verifier}, nil, log)
 
 	var emu *sandbox.Emulator
 	if cfg.Mode == modeLocal && cfg.mountEmulator {
@@ -116,7 +100,11 @@ func runShop(ctx context.Context, getenv func(string) string, out io.Writer, log
 	if cfg.Pprof != "" {
 		startPprof(cfg.Pprof, log)
 	}
-	fmt.Fprintf(out, "storefront (%s mode) listening: open %s/\n", cfg.Mode, cfg.PublicURL)
+	mode := "public-key mode"
+	if keys.certs != nil {
+		mode = "certificate mode"
+	}
+	fmt.Fprintf(out, "storefront (%s mode, %s) listening: open %s/\n", cfg.Mode, mode, cfg.PublicURL)
 	fmt.Fprintf(out, "back office: %s/admin/\n", cfg.PublicURL)
 	if cfg.Mode == modeLocal {
 		if err := devOperator(ctx, st, out); err != nil {

@@ -32,6 +32,7 @@ type ClientOptions struct {
 	AppID           string
 	AppPrivateKey   []byte // PEM, PKCS#1 or PKCS#8
 	AlipayPublicKey []byte // PEM; Alipay's key (the emulator's in local mode), never the app's own
+	Certs           *Certs // certificate mode instead of AlipayPublicKey; nil = public-key mode
 	Production      bool
 	Gateway         string        // "" = Alipay's gateway for the mode
 	Timeout         time.Duration // for server API calls; smartwalle's default client has none
@@ -57,6 +58,23 @@ func NewClient(o ClientOptions) (*alipay.Client, error) {
 	c, err := alipay.New(o.AppID, string(o.AppPrivateKey), o.Production, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("app private key: %w", err)
+	}
+	if o.Certs != nil {
+		// Requests carry app_cert_sn and alipay_root_cert_sn; responses are checked by the
+		// SN they name. The current certificate is loaded last: smartwalle takes the last
+		// one as the default for a response that names none.
+		if err := c.LoadAppCertPublicKey(string(o.Certs.AppCert)); err != nil {
+			return nil, fmt.Errorf("%s: %w", AppCertFile, err)
+		}
+		if err := c.LoadAliPayRootCert(string(o.Certs.RootCert)); err != nil {
+			return nil, fmt.Errorf("%s: %w", RootCertFile, err)
+		}
+		for i := len(o.Certs.AlipayCerts) - 1; i >= 0; i-- {
+			if err := c.LoadAlipayCertPublicKey(string(o.Certs.AlipayCerts[i])); err != nil {
+				return nil, fmt.Errorf("%s: %w", o.Certs.Files[i], err)
+			}
+		}
+		return c, nil
 	}
 	if _, err := ParsePublicKey(o.AlipayPublicKey); err != nil {
 		return nil, fmt.Errorf("alipay public key: %w", err)

@@ -38,9 +38,7 @@ func ParseForm(body []byte, contentType string) (Form, error) {
 func DecodeValues(raw url.Values, contentType string) (Form, error) {
 	cs := strings.ToLower(raw.Get("charset"))
 	if cs == "" && contentType != "" {
-		if _, params, err := mime.ParseMediaType(contentType); err == nil {
-			cs = strings.ToLower(params["charset"])
-		}
+		cs = charsetOf(contentType)
 	}
 	f := Form{Raw: raw, Charset: cs}
 	switch cs {
@@ -98,4 +96,21 @@ func rawJSON(v url.Values) string {
 	}
 	b.WriteByte('}')
 	return b.String()
+}
+
+// charsetOf reads the charset of a Content-Type. Alipay's notify says
+// "application/x-www-form-urlencoded; text/html; charset=UTF-8", which Go's
+// mime.ParseMediaType refuses as an invalid media parameter: the charset is found by
+// hand when the strict parse fails.
+func charsetOf(contentType string) string {
+	if _, params, err := mime.ParseMediaType(contentType); err == nil {
+		return strings.ToLower(params["charset"])
+	}
+	for _, part := range strings.Split(contentType, ";") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if ok && strings.EqualFold(strings.TrimSpace(k), "charset") {
+			return strings.ToLower(strings.Trim(strings.TrimSpace(v), `"`))
+		}
+	}
+	return ""
 }

@@ -3,6 +3,7 @@ package payment
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,7 +42,8 @@ type Config struct {
 	SellerID       string // "" = not checked
 	PublicURL      string // base of notify_url and return_url, no trailing slash
 	ReconcileAfter time.Duration
-	Verifier       *Verifier // Alipay's keys, for notifies and returns (required)
+	AutoReceive    time.Duration // a shipped order counts as received after this (default 10 days)
+	Verifier       *Verifier     // Alipay's keys, for notifies and returns (required)
 }
 
 // Service applies the Alipay rules to the shop's orders.
@@ -64,6 +66,9 @@ func NewService(gw Gateway, st *store.Store, cfg Config, now func() time.Time, l
 	}
 	if cfg.ReconcileAfter <= 0 {
 		cfg.ReconcileAfter = 5 * time.Minute
+	}
+	if cfg.AutoReceive <= 0 {
+		cfg.AutoReceive = 10 * 24 * time.Hour
 	}
 	if cfg.Verifier == nil {
 		panic(errNoVerifier) // a wiring mistake, caught by the first test that builds one
@@ -152,8 +157,19 @@ func (s *Service) HandleNotify(ctx context.Context, body []byte, contentType, re
 	}
 	return s.apply(ctx, ev, v.Get("total_amount"), store.Payment{
 		TradeNo: v.Get("trade_no"), BuyerID: v.Get("buyer_id"), BuyerLogonID: v.Get("buyer_logon_id"),
-		PaidAt: s.alipayTime(v.Get("gmt_payment")),
+		BuyerOpenID: v.Get("buyer_open_id"), PaidAt: s.alipayTime(v.Get("gmt_payment")),
+		BuyerPaid: optionalFen(v.Get("buyer_pay_amount")), Receipt: optionalFen(v.Get("receipt_amount")),
 	})
+}
+
+// optionalFen reads an amount Alipay may leave out (or send empty): only total_amount
+// decides anything; these record what the buyer paid and the shop received.
+func optionalFen(v string) sql.NullInt64 {
+	f, err := money.Parse(v)
+	if err != nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: int64(f), Valid: true}
 }
 
 // RefuseNotify counts a notify the handler could not even read (too large, cut off):
@@ -328,8 +344,8 @@ func (s *Service) Reconcile(ctx context.Context, o store.Order, requestID string
 	}
 	ev.TradeStatus, ev.TradeNo = string(rsp.TradeStatus), rsp.TradeNo
 	return s.apply(ctx, ev, rsp.TotalAmount, store.Payment{
-		TradeNo: rsp.TradeNo, BuyerID: rsp.BuyerUserId, BuyerLogonID: rsp.BuyerLogonId,
-		PaidAt: s.alipayTime(rsp.SendPayDate),
+		TradeNo: rsp.TradeNo, BuyerID: rsp.BuyerUserId, BuyerLogonID: rsp.BuyerLogonId, BuyerOpenID: rsp.BuyerOpenId,
+		PaidAt: s.alipayTime(rsp.SendPayDate), BuyerPaid: optionalFen(rsp.BuyerPayAmount), Receipt: optionalFen(rsp.ReceiptAmount),
 	})
 }
 

@@ -50,6 +50,10 @@ func NewCertVerifier(keys map[string]*rsa.PublicKey, current string) *Verifier {
 	return &Verifier{keys: keys, current: current, certMode: true}
 }
 
+// Current is the key used for messages that name no certificate (the one key in
+// public-key mode).
+func (v *Verifier) Current() *rsa.PublicKey { return v.keys[v.current] }
+
 // Verify checks raw, the message exactly as received (before charset decoding), and
 // returns "" if Alipay signed it, else the reason it fails. It tries Alipay's rules in
 // the order Alipay's own SDK does: V1 (every non-empty param but sign and sign_type),

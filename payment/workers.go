@@ -36,6 +36,11 @@ func (s *Service) RunWorkers(ctx context.Context, interval time.Duration) {
 		if _, err := s.SettleRefunds(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, ErrGatewayDown) {
 			s.log.Error("refund worker", "err", err)
 		}
+		if n, err := s.st.AutoReceive(ctx, s.now().Add(-s.cfg.AutoReceive)); err != nil && ctx.Err() == nil {
+			s.log.Error("auto-receive worker", "err", err)
+		} else if n > 0 {
+			s.log.Info("shipped orders received automatically", "count", n)
+		}
 		if errors.Is(errExp, ErrGatewayDown) {
 			wait = min(wait*2, maxIdle)
 		} else {

@@ -104,6 +104,8 @@ type Options struct {
 	RealLimits bool
 	// ClientTimeout bounds the shop's calls to Alipay (default 5s).
 	ClientTimeout time.Duration
+	// RefundWindow is the emulator's refund window (default Alipay's 90 days).
+	RefundWindow time.Duration
 }
 
 // Shop is a running test shop.
@@ -199,7 +201,7 @@ func New(t testing.TB, o Options) *Shop {
 	if !o.NoEmulator {
 		s.Emulator, err = sandbox.New(sandbox.Config{AppID: AppID, SellerID: SellerID, AppPublicKeyPEM: s.Keys.AppPubPEM,
 			PrivateKeyPEM: s.Keys.AlipayPrivPEM, DBPath: filepath.Join(s.Dir, "sandbox.db"), Now: now, Logger: o.Logger,
-			TimeScale: 1})
+			TimeScale: 1, RefundWindow: o.RefundWindow})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -75,6 +75,9 @@ type Payment struct {
 	Amount       money.Fen
 	PaidAt       time.Time
 	Finished     bool // TRADE_FINISHED: paid, and past Alipay's refund window
+	BuyerOpenID  string
+	BuyerPaid    sql.NullInt64 // buyer_pay_amount, when Alipay said
+	Receipt      sql.NullInt64 // receipt_amount, when Alipay said
 }
 
 // RecordEvent stores an event that changes no order (rejected, verified, ignored).
@@ -138,11 +141,11 @@ func (s *Store) ApplyPaid(ctx context.Context, ev Event, p Payment) (Event, erro
 		// An order of virtual goods only needs no delivery: paid is received.
 		res, err := tx.ExecContext(ctx,
 			`UPDATE orders SET status = 'paid', trade_no = ?, buyer_id = ?, buyer_logon_id = ?, paid_at = ?,
-			        reconcile_at = NULL,
+			        buyer_open_id = ?, buyer_paid_fen = ?, receipt_fen = ?, reconcile_at = NULL,
 			        fulfilment = CASE WHEN needs_shipping THEN 'unshipped' ELSE 'received' END,
 			        received_at = CASE WHEN needs_shipping THEN NULL ELSE ? END
 			 WHERE id = ? AND status = 'unpaid'`,
-			p.TradeNo, p.BuyerID, p.BuyerLogonID, At(p.PaidAt), At(p.PaidAt), o.ID)
+			p.TradeNo, p.BuyerID, p.BuyerLogonID, At(p.PaidAt), p.BuyerOpenID, p.BuyerPaid, p.Receipt, At(p.PaidAt), o.ID)
 		if err != nil {
 			return err
 		}

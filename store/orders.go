@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -58,6 +59,10 @@ type Order struct {
 	ReceivedAt    Time   `db:"received_at"`
 	Restocked     bool   `db:"restocked"`   // a refund gave its quantities back to stock
 	FinishedAt    Time   `db:"finished_at"` // Alipay finished the trade: no more refunds
+	// Beyond total_amount, as Alipay reported the payment.
+	BuyerOpenID string        `db:"buyer_open_id"`
+	BuyerPaid   sql.NullInt64 `db:"buyer_paid_fen"` // what the buyer paid (less with a coupon)
+	Receipt     sql.NullInt64 `db:"receipt_fen"`    // what the shop received
 }
 
 // Payable reports whether the shopper may (still) pay the order at now.
@@ -111,7 +116,7 @@ func (e *GoodsError) Unwrap() error { return e.Err }
 const orderColumns = `id, out_trade_no, user_id, subject, total_fen, status, trade_no, buyer_id, buyer_logon_id,
 	refunded_fen, created_at, expires_at, paid_at, closed_at, cashier_at, reconcile_at, reconcile_tries,
 	needs_shipping, ship_name, ship_phone, ship_region, ship_detail, fulfilment, carrier, tracking_no, shipped_at, received_at,
-	restocked, finished_at`
+	restocked, finished_at, buyer_open_id, buyer_paid_fen, receipt_fen`
 
 // CreateOrder stores an order with its items, reserving stock, in one transaction.
 func (s *Store) CreateOrder(ctx context.Context, n NewOrder) (Order, []OrderItem, error) {
@@ -395,4 +400,16 @@ func (s *Store) DueForExpiry(ctx context.Context, now time.Time, limit int) ([]O
 		`SELECT `+orderColumns+` FROM orders WHERE status = 'unpaid' AND expires_at <= ? ORDER BY expires_at LIMIT ?`,
 		At(now), limit)
 	return os, err
+}
+
+// AutoReceive marks as received the shipped orders shipped before cutoff that their
+// shoppers never confirmed (AUTO_RECEIVE), and returns how many. One guarded UPDATE:
+// two processes running it at once change each order once.
+func (s *Store) AutoReceive(ctx context.Context, cutoff time.Time) (int64, error) {
+	res, err := s.wdb.ExecContext(ctx, `UPDATE orders SET fulfilment = 'received', received_at = ?
+		WHERE status = 'paid' AND fulfilment = 'shipped' AND shipped_at <= ?`, At(s.now()), At(cutoff))
+	if err != nil {
+		return 0, err
+	}
+	return affected(res), nil
 }
