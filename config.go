@@ -78,8 +78,8 @@ type config struct {
 	CertMode                           bool          // ALIPAY_CERT_MODE=1: local mode in certificate mode
 	RefundWindow                       time.Duration // SANDBOX_REFUND_WINDOW
 	AutoReceive                        time.Duration // AUTO_RECEIVE: shipped orders count as received after this
-	Pprof                              string // PPROF_ADDR: profiling endpoint, off unless set
-	DevReload                          bool   // DEV_RELOAD=1: allow templ's live-reload script
+	Pprof                              string        // PPROF_ADDR: profiling endpoint, off unless set
+	DevReload                          bool          // DEV_RELOAD=1: allow templ's live-reload script
 	mountEmulator                      bool
 }
 
