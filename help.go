@@ -13,6 +13,7 @@ var commands = []struct{ usage, meaning string }{
 	{"go run . help", "this list (also -h, --help)"},
 	{"go run . sandbox", "run the Alipay emulator alone on SANDBOX_ADDR, so its notifies keep retrying while the shop restarts"},
 	{"go run . operator add EMAIL", "create a back-office operator, or set a new password (read from the terminal, or OPERATOR_PASSWORD)"},
+	{"go run . reconcile [DATE]", "compare Alipay's trade bill of DATE (yyyy-mm-dd, Beijing; default yesterday) with the shop's payments and refunds, and list the differences"},
 	{"go run . backup FILE", "write a consistent copy of the live SQLite database to FILE while the shop serves"},
 }
 

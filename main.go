@@ -6,6 +6,7 @@
 //	go run . sandbox       the emulator alone, on its own address
 //	go run . backup FILE   a consistent copy of the live database
 //	go run . operator add EMAIL   a back-office operator
+//	go run . reconcile [DATE]     compare a day's Alipay trade bill with the shop
 package main
 
 import (
@@ -43,6 +44,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 		return runSandbox(ctx, getenv, os.Stdout, log)
 	case "backup":
 		return runBackup(ctx, args[1:], getenv, os.Stdout)
+	case "reconcile":
+		return runReconcile(ctx, args[1:], getenv, os.Stdout, log)
 	case "operator":
 		return runOperator(ctx, args[1:], getenv, os.Stdin, os.Stdout)
 	}

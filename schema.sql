@@ -299,3 +299,5 @@ CREATE TABLE reconciliation_diffs (
     note           TEXT    NOT NULL DEFAULT ''
 );
 CREATE INDEX reconciliation_diffs_date ON reconciliation_diffs (bill_date, id);
+CREATE INDEX payment_events_trade_no ON payment_events (trade_no) WHERE trade_no <> '';
+CREATE INDEX refunds_settled_at ON refunds (settled_at) WHERE status = 'succeeded';

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/smartwalle/alipay/v3"
+
 	"storefront/admin"
 	"storefront/handlers"
 	"storefront/payment"
@@ -34,22 +36,7 @@ func runShop(ctx context.Context, getenv func(string) string, out io.Writer, log
 	if err != nil {
 		return err
 	}
-	if cfg.Mode == modeLocal {
-		if err := localKeys(cfg, log); err != nil {
-			return err
-		}
-	}
-	keys, err := checkKeys(cfg)
-	if err != nil {
-		return err
-	}
-	for _, w := range sandboxWarnings(cfg) {
-		log.Warn("WARNING: " + w)
-		fmt.Fprintln(out, "WARNING:", w)
-	}
-	client, err := payment.NewClient(payment.ClientOptions{AppID: cfg.AppID, AppPrivateKey: keys.appPriv,
-		AlipayPublicKey: keys.alipayPub, Certs: keys.certs, Production: cfg.Mode == modeProduction, Gateway: cfg.Gateway,
-		Timeout: 10 * time.Second})
+	keys, client, err := alipayClient(cfg, log, out)
 	if err != nil {
 		return err
 	}
@@ -69,9 +56,7 @@ func runShop(ctx context.Context, getenv func(string) string, out io.Writer, log
 			log.Info("seeded demo goods", "count", n)
 		}
 	}
-	pay := payment.NewService(client, st, payment.Config{AppID: cfg.AppID, SellerID: cfg.SellerID,
-		PublicURL: cfg.PublicURL, ReconcileAfter: cfg.ReconcileAfter, AutoReceive: cfg.AutoReceive,
-		Verifier: keys.verifier}, nil, log)
+	pay := paymentService(cfg, keys, client, st, log)
 
 	var emu *sandbox.Emulator
 	if cfg.Mode == modeLocal && cfg.mountEmulator {
@@ -167,4 +152,33 @@ func randomHex(n int) string {
 		panic(err) // crypto/rand never fails on supported platforms
 	}
 	return hex.EncodeToString(b)
+}
+
+// alipayClient checks the keys (making local mode's when missing) and builds the one
+// Alipay client: once per process, since parsing the keys is the expensive part.
+func alipayClient(cfg config, log *slog.Logger, out io.Writer) (alipayKeys, *alipay.Client, error) {
+	if cfg.Mode == modeLocal {
+		if err := localKeys(cfg, log); err != nil {
+			return alipayKeys{}, nil, err
+		}
+	}
+	keys, err := checkKeys(cfg)
+	if err != nil {
+		return keys, nil, err
+	}
+	for _, w := range sandboxWarnings(cfg) {
+		log.Warn("WARNING: " + w)
+		fmt.Fprintln(out, "WARNING:", w)
+	}
+	client, err := payment.NewClient(payment.ClientOptions{AppID: cfg.AppID, AppPrivateKey: keys.appPriv,
+		AlipayPublicKey: keys.alipayPub, Certs: keys.certs, Production: cfg.Mode == modeProduction, Gateway: cfg.Gateway,
+		Timeout: 10 * time.Second})
+	return keys, client, err
+}
+
+// paymentService wires the Alipay rules for cfg.
+func paymentService(cfg config, keys alipayKeys, client *alipay.Client, st *store.Store, log *slog.Logger) *payment.Service {
+	return payment.NewService(client, st, payment.Config{AppID: cfg.AppID, SellerID: cfg.SellerID,
+		PublicURL: cfg.PublicURL, ReconcileAfter: cfg.ReconcileAfter, AutoReceive: cfg.AutoReceive,
+		Verifier: keys.verifier}, nil, log)
 }

@@ -95,6 +95,7 @@ func Mount(cfg Config) func(*web.Server) {
 		srv.BodyLimit("/admin/goods/:id", maxUpload+64<<10)
 		get("/admin/export/orders.csv", h.exportOrders)
 		get("/admin/export/refunds.csv", h.exportRefunds)
+		get("/admin/export/reconciliation.csv", h.exportReconciliation)
 		get("/admin/audit", h.audit)
 	}
 }

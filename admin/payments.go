@@ -21,6 +21,12 @@ func (h *Handler) payments(c echo.Context) error {
 	}
 	p := views.PaymentsPage{Layout: h.layout(c, "异常支付", views.NavPayments), Flagged: fs,
 		Pager: views.Pager{Path: "/admin/payments"}}
+	if p.Days, err = h.st.Reconciliations(c.Request().Context(), 14); err != nil {
+		return err
+	}
+	if p.Diffs, err = h.st.OpenDifferences(c.Request().Context(), 200); err != nil {
+		return err
+	}
 	if more {
 		p.Pager.Before = fs[len(fs)-1].ID
 	}

@@ -25,6 +25,7 @@ type Gateway interface {
 	TradeClose(ctx context.Context, p alipay.TradeClose) (*alipay.TradeCloseRsp, error)
 	TradeRefund(ctx context.Context, p alipay.TradeRefund) (*alipay.TradeRefundRsp, error)
 	TradeFastPayRefundQuery(ctx context.Context, p alipay.TradeFastPayRefundQuery) (*alipay.TradeFastPayRefundQueryRsp, error)
+	BillDownloadURLQuery(ctx context.Context, p alipay.BillDownloadURLQuery) (*alipay.BillDownloadURLQueryRsp, error)
 }
 
 // ClientOptions configures the one Alipay client.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"net/http"
 	"net/url"
 	"strconv"
 	"time"
@@ -54,6 +55,8 @@ type Service struct {
 	now  func() time.Time
 	log  *slog.Logger
 	wake chan struct{} // work for the workers now (a refund to make)
+	// billClient downloads trade bills (the URL Alipay hands out is not the gateway).
+	billClient *http.Client
 }
 
 // NewService wires the rules; now is the clock (nil = time.Now).
@@ -73,7 +76,8 @@ func NewService(gw Gateway, st *store.Store, cfg Config, now func() time.Time, l
 	if cfg.Verifier == nil {
 		panic(errNoVerifier) // a wiring mistake, caught by the first test that builds one
 	}
-	svc := &Service{gw: gw, st: st, cfg: cfg, now: now, log: log, wake: make(chan struct{}, 1)}
+	svc := &Service{gw: gw, st: st, cfg: cfg, now: now, log: log, wake: make(chan struct{}, 1),
+		billClient: &http.Client{Timeout: 60 * time.Second}}
 	// The store makes the automatic refund of a late payment itself; the workers send it.
 	st.OnRefundDue(func(int64) { svc.kickRefunds() })
 	return svc

@@ -36,6 +36,9 @@ func (s *Service) RunWorkers(ctx context.Context, interval time.Duration) {
 		if _, err := s.SettleRefunds(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, ErrGatewayDown) {
 			s.log.Error("refund worker", "err", err)
 		}
+		if err := s.ReconcileYesterday(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("daily reconciliation; will retry", "err", err)
+		}
 		if n, err := s.st.AutoReceive(ctx, s.now().Add(-s.cfg.AutoReceive)); err != nil && ctx.Err() == nil {
 			s.log.Error("auto-receive worker", "err", err)
 		} else if n > 0 {

@@ -238,3 +238,20 @@ func join(parts ...string) string { return strings.Join(parts, " ") }
 var _ = fmt.Sprint
 
 func fen(n int64) money.Fen { return money.Fen(n) }
+
+// DiffText names a reconciliation difference in Chinese.
+func DiffText(kind, what string) string {
+	thing := "付款"
+	if what == "refund" {
+		thing = "退款"
+	}
+	switch kind {
+	case store.MissingInShop:
+		return "本店缺少" + thing
+	case store.MissingAtAlipay:
+		return "支付宝账单缺少" + thing
+	case store.AmountDiffers:
+		return thing + "金额不一致"
+	}
+	return kind
+}

@@ -1,0 +1,115 @@
+package handlers_test
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"storefront/payment"
+	"storefront/shoptest"
+	"storefront/store"
+)
+
+// The daily reconciliation against the emulator's trade bill finds each kind of
+// difference: a payment the shop missed, a refund made in Alipay's console, a payment
+// the shop has that Alipay doesn't, an amount that differs — and a clean day says so.
+func TestReconciliationFindsEveryDifference(t *testing.T) {
+	shop := shoptest.New(t, shoptest.Options{})
+	gid := shop.Demo(t, "机械键盘", 39900, nil)
+	b := shop.Browser()
+	b.Signup(t, "recon@example.com")
+	ctx := context.Background()
+	day := shop.Clock.Now()
+
+	matched := shop.PaidOrder(t, b, gid, 1)
+	// Paid at Alipay, the notify lost, the shop never asked: missing in the shop.
+	missed, u := b.Buy(t, gid, 1)
+	shop.OpenCashier(t, u.String())
+	missedPay, _ := shop.EmuPay(t, missed.OutTradeNo, false)
+	// Refunded in Alipay's console (no refund notify): missing in the shop.
+	if st, body := shop.Emu(t, matched.OutTradeNo, "refund", url.Values{"amount": {"20.00"}}); st != 200 {
+		t.Fatalf("console refund: %d %s", st, body)
+	}
+	// Paid in the shop's books only (a trade Alipay never had): missing at Alipay.
+	phantom, _ := b.Buy(t, gid, 1)
+	if _, err := shop.Store.ApplyPaid(ctx, store.Event{OutTradeNo: phantom.OutTradeNo, Source: store.SourceQuery, Raw: "{}", TradeStatus: "TRADE_SUCCESS"},
+		store.Payment{TradeNo: "2026112222009999999999999999", Amount: phantom.Total, PaidAt: day}); err != nil {
+		t.Fatal(err)
+	}
+	// Paid at Alipay for another amount than the shop's books say.
+	differs := shop.PaidOrder(t, b, gid, 2)
+	db := sqlx.MustOpen("sqlite3", store.DSN(filepath.Join(shop.Dir, "shop.db")))
+	defer db.Close()
+	db.MustExec(`UPDATE orders SET total_fen = 1 WHERE id = ?`, differs.ID)
+
+	// The bill of today isn't made until tomorrow (T+1).
+	if _, _, err := shop.Pay.ReconcileDay(ctx, day); !errors.Is(err, payment.ErrBillNotReady) {
+		t.Fatalf("today's bill: %v, want not ready", err)
+	}
+	shop.Clock.Advance(24 * time.Hour)
+	rec, diffs, err := shop.Pay.ReconcileDay(ctx, day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status != "differences" || rec.Payments != 3 || rec.Refunds != 1 {
+		t.Fatalf("reconciliation %+v", rec)
+	}
+	want := map[string]string{
+		store.MissingInShop + " payment " + missed.OutTradeNo:   missedPay.TradeNo,
+		store.MissingInShop + " refund " + matched.OutTradeNo:   "",
+		store.MissingAtAlipay + " payment " + phantom.OutTradeNo: "2026112222009999999999999999",
+		store.AmountDiffers + " payment " + differs.OutTradeNo:   "",
+	}
+	got := map[string]bool{}
+	for _, d := range diffs {
+		got[d.Kind+" "+d.What+" "+d.OutTradeNo] = true
+	}
+	for k := range want {
+		if !got[k] {
+			t.Errorf("reconciliation missed %q; found %v", k, got)
+		}
+	}
+	if len(diffs) != len(want) {
+		t.Errorf("%d differences, want %d: %+v", len(diffs), len(want), diffs)
+	}
+	// Saved, and shown to the operator.
+	op := shop.Operator(t, "op@example.com")
+	page := op.Get(t, "/admin/payments").Body
+	for _, no := range []string{missed.OutTradeNo, phantom.OutTradeNo, differs.OutTradeNo} {
+		if !strings.Contains(page, no) {
+			t.Errorf("the back office doesn't show the difference for %s", no)
+		}
+	}
+	if csv := op.Get(t, "/admin/export/reconciliation.csv?from="+day.In(time.FixedZone("CST", 8*3600)).Format("2006-01-02")).Body; !strings.Contains(csv, missed.OutTradeNo) {
+		t.Error("the reconciliation export lacks the differences")
+	}
+
+	// A day where the books agree says so.
+	clean := shoptest.New(t, shoptest.Options{})
+	cg := clean.Demo(t, "帆布包", 5900, nil)
+	cb := clean.Browser()
+	cb.Signup(t, "clean@example.com")
+	clean.PaidOrder(t, cb, cg, 1)
+	cday := clean.Clock.Now()
+	clean.Clock.Advance(24 * time.Hour)
+	rec, diffs, err = clean.Pay.ReconcileDay(ctx, cday)
+	if err != nil || rec.Status != "clean" || len(diffs) != 0 || rec.Payments != 1 {
+		t.Fatalf("clean day: %+v %v %v", rec, diffs, err)
+	}
+	if page := clean.Operator(t, "op@example.com").Get(t, "/admin/payments").Body; !strings.Contains(page, "账目一致") {
+		t.Error("the back office doesn't say the day is clean")
+	}
+	// The worker: nothing before 09:00 Beijing, then yesterday once.
+	if err := clean.Pay.ReconcileYesterday(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rs, _ := clean.Store.Reconciliations(ctx, 5); len(rs) != 1 {
+		t.Fatalf("worker made %d reconciliations", len(rs))
+	}
+}
