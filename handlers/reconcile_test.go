@@ -61,8 +61,8 @@ func TestReconciliationFindsEveryDifference(t *testing.T) {
 		t.Fatalf("reconciliation %+v", rec)
 	}
 	want := map[string]string{
-		store.MissingInShop + " payment " + missed.OutTradeNo:   missedPay.TradeNo,
-		store.MissingInShop + " refund " + matched.OutTradeNo:   "",
+		store.MissingInShop + " payment " + missed.OutTradeNo:    missedPay.TradeNo,
+		store.MissingInShop + " refund " + matched.OutTradeNo:    "",
 		store.MissingAtAlipay + " payment " + phantom.OutTradeNo: "2026112222009999999999999999",
 		store.AmountDiffers + " payment " + differs.OutTradeNo:   "",
 	}
