@@ -69,7 +69,9 @@ var (
 
 // TestBrowser buys and pays as a new shopper twice, each on a fresh shop: on a phone
 // (WAP pay, JavaScript off, every page checked for layout faults) and on a computer
-// (page pay). See phone_test.go and desktop_test.go.
+// (page pay), where the dev operator then ships and refunds the shopper's orders in the
+// back office, in a browser context of their own. See phone_test.go, desktop_test.go
+// and operator_test.go.
 func TestBrowser(t *testing.T) {
 	browser := findBrowser()
 	if browser == "" {
@@ -92,7 +94,11 @@ func TestBrowser(t *testing.T) {
 	for _, run := range []struct {
 		dev  device
 		flow func(*session)
-	}{{phone, phoneFlow}, {desktop, desktopFlow}} {
+	}{{phone, phoneFlow}, {desktop, func(b *session) {
+		paidDay := beijingDay()
+		desktopFlow(b)
+		operatorFlow(b, paidDay)
+	}}} {
 		t.Run(run.dev.name, func(t *testing.T) {
 			b := newSession(t, browser, bin, run.dev)
 			run.flow(b)
