@@ -69,7 +69,9 @@ var (
 
 // TestBrowser buys and pays as a new shopper twice, each on a fresh shop: on a phone
 // (WAP pay, JavaScript off, every page checked for layout faults) and on a computer
-// (page pay). See phone_test.go and desktop_test.go.
+// (page pay), where the dev operator then ships and refunds the shopper's orders in the
+// back office, in a browser context of their own. See phone_test.go, desktop_test.go
+// and operator_test.go.
 func TestBrowser(t *testing.T) {
 	browser := findBrowser()
 	if browser == "" {
@@ -92,7 +94,11 @@ func TestBrowser(t *testing.T) {
 	for _, run := range []struct {
 		dev  device
 		flow func(*session)
-	}{{phone, phoneFlow}, {desktop, desktopFlow}} {
+	}{{phone, phoneFlow}, {desktop, func(b *session) {
+		paidDay := beijingDay()
+		desktopFlow(b)
+		operatorFlow(b, paidDay)
+	}}} {
 		t.Run(run.dev.name, func(t *testing.T) {
 			b := newSession(t, browser, bin, run.dev)
 			run.flow(b)
@@ -106,12 +112,25 @@ func TestBrowser(t *testing.T) {
 
 // newSession starts a fresh shop and a browser emulating dev, for one shopper.
 func newSession(t *testing.T, browser, bin string, dev device) *session {
-	base := startShop(t, bin)
+	base, out := startShop(t, bin)
 	shots := newShots(t, dev.name)
 	ctx, cancel := context.WithTimeout(context.Background(), flowTimeout)
 	t.Cleanup(cancel)
 	ctx = startBrowser(t, ctx, browser, dev)
-	return &session{t: t, ctx: ctx, base: base, dev: dev, shots: shots}
+	return &session{t: t, ctx: ctx, base: base, out: out, dev: dev, shots: shots}
+}
+
+// otherUser opens a tab in a new browser context of the same browser (its own cookies,
+// like another person's browser) emulating dev, on the same shop. Its screenshots are
+// numbered with b's; its layout faults are its own (reportLayout).
+func (b *session) otherUser(dev device) *session {
+	b.t.Helper()
+	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext())
+	b.t.Cleanup(cancel)
+	if err := chromedp.Do(ctx, emulate(dev), chromedp.Navigate("about:blank")); err != nil {
+		b.t.Fatalf("new browser context: %v", err)
+	}
+	return &session{t: b.t, ctx: ctx, base: b.base, out: b.out, dev: dev, shots: b.shots}
 }
 
 // findBrowser returns the path of the first browser in PATH, or "".
@@ -165,9 +184,10 @@ func buildShop(t *testing.T) string {
 }
 
 // startShop runs the binary with zero configuration on a free port and waits for
-// /healthz. It stops the shop at the end (SIGTERM to its process group, then SIGKILL)
-// and prints its output when the test failed.
-func startShop(t *testing.T, bin string) string {
+// /healthz, and returns its address and its stdout so far and to come. It stops the
+// shop at the end (SIGTERM to its process group, then SIGKILL) and prints its output
+// when the test failed.
+func startShop(t *testing.T, bin string) (string, *shoptest.SyncBuffer) {
 	t.Helper()
 	addr := shoptest.FreeAddr(t)
 	dir := t.TempDir()
@@ -233,7 +253,7 @@ func startShop(t *testing.T, bin string) string {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Logf("shop up at %s: %s", base, strings.TrimSpace(stdout.String()))
-	return base
+	return base, &stdout
 }
 
 // cleanEnv is the caller's environment without the shop's configuration variables.
@@ -286,24 +306,7 @@ func startBrowser(t *testing.T, ctx context.Context, path string, dev device) co
 	// for absent browser chrome), and scrollbars are hidden so that a long page's
 	// screenshot is as wide as the device. The User-Agent is set in the tab, so the shop
 	// sees it in every request (it picks WAP pay for a phone's).
-	if err := chromedp.Do(tctx, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		if _, err := cdp.Call(ctx, t, emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{
-			UserAgent: dev.userAgent, Platform: dev.platform, AcceptLanguage: "zh-CN,zh"}); err != nil {
-			return err
-		}
-		if _, err := dev.metrics(dev.height)(ctx, t); err != nil {
-			return err
-		}
-		if _, err := cdp.Call(ctx, t, emulation.SetTouchEmulationEnabled, emulation.SetTouchEmulationEnabledParams{
-			Enabled: dev.mobile, MaxTouchPoints: 5}); err != nil {
-			return err
-		}
-		if _, err := cdp.Call(ctx, t, emulation.SetScrollbarsHidden, emulation.SetScrollbarsHiddenParams{Hidden: true}); err != nil {
-			return err
-		}
-		_, err := cdp.Call(ctx, t, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: dev.noScript})
-		return err
-	}), chromedp.Navigate("about:blank")); err != nil {
+	if err := chromedp.Do(tctx, emulate(dev), chromedp.Navigate("about:blank")); err != nil {
 		t.Fatalf("start %s: %v\n%s", path, err, out.String())
 	}
 	ua, err := chromedp.Run(tctx, chromedp.Evaluate[string](`navigator.userAgent + " · " + innerWidth + "×" + innerHeight + " · touch points " + navigator.maxTouchPoints`))
@@ -322,6 +325,29 @@ func startBrowser(t *testing.T, ctx context.Context, path string, dev device) co
 		t.Log("JavaScript disabled in the tab")
 	}
 	return tctx
+}
+
+// emulate makes a tab dev: its User-Agent, viewport, touch, hidden scrollbars, and
+// JavaScript off if dev has it off.
+func emulate(dev device) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		if _, err := cdp.Call(ctx, t, emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{
+			UserAgent: dev.userAgent, Platform: dev.platform, AcceptLanguage: "zh-CN,zh"}); err != nil {
+			return err
+		}
+		if _, err := dev.metrics(dev.height)(ctx, t); err != nil {
+			return err
+		}
+		if _, err := cdp.Call(ctx, t, emulation.SetTouchEmulationEnabled, emulation.SetTouchEmulationEnabledParams{
+			Enabled: dev.mobile, MaxTouchPoints: 5}); err != nil {
+			return err
+		}
+		if _, err := cdp.Call(ctx, t, emulation.SetScrollbarsHidden, emulation.SetScrollbarsHiddenParams{Hidden: true}); err != nil {
+			return err
+		}
+		_, err := cdp.Call(ctx, t, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: dev.noScript})
+		return err
+	})
 }
 
 // metrics sets the viewport to the device's width and the given height.
@@ -346,12 +372,14 @@ type session struct {
 	t      *testing.T
 	ctx    context.Context // the whole flow
 	base   string
+	out    *shoptest.SyncBuffer // the shop's stdout
 	dev    device
 	shots  *shots
 	name   string          // current step
 	sctx   context.Context // current step's deadline
 	layout []string        // layout faults found so far, one per line
 	pages  int             // pages checked
+	widths map[int64]int   // pages checked at each screen width
 }
 
 // step runs f with its own deadline; a failure inside stops the test.

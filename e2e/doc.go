@@ -14,7 +14,13 @@
 //     onto several lines, text squeezed to a character per line. The check is first
 //     run on a fixture page to show it finds each fault.
 //   - desktop: 1366×900, a Windows Chrome User-Agent; 立即购买, page pay, addresses
-//     chosen from the book, the page-pay cashier's 取消 → 返回商户.
+//     chosen from the book, the page-pay cashier's 取消 → 返回商户. Then the back office
+//     (operator_test.go), in a second browser context with its own cookies: the dev
+//     operator logs in with the login the shop printed on its first start, reads the
+//     dashboard, filters 订单 by 待发货, ships one of the shopper's two paid orders and
+//     refunds ¥10.00 of the other (seen on the emulator's console too); the shopper sees
+//     both on their order pages and is sent to /admin/login from /admin. The back-office
+//     pages are checked for layout faults at 1366 px and, three of them, at 390 px.
 //
 // Without a browser the test skips (and fails when CI=true). It needs the Debian
 // packages chromium and fonts-noto-cjk (without a CJK font the screenshots show boxes

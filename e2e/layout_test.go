@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -98,6 +99,10 @@ const layoutJS = `(() => {
 func (b *session) checkLayout() {
 	b.t.Helper()
 	b.pages++
+	if b.widths == nil {
+		b.widths = map[int64]int{}
+	}
+	b.widths[b.dev.width]++
 	faults := b.layoutFaults()
 	if len(faults) == 0 {
 		return
@@ -108,7 +113,7 @@ func (b *session) checkLayout() {
 		b.shots.save(fmt.Sprintf("FAILED-layout-%d-%s", b.pages, b.name), png)
 	}
 	for _, f := range faults {
-		b.layout = append(b.layout, fmt.Sprintf("step %s, %s: %s", b.name, loc, f))
+		b.layout = append(b.layout, fmt.Sprintf("step %s, %s (%d px): %s", b.name, loc, b.dev.width, f))
 	}
 }
 
@@ -136,11 +141,29 @@ func (b *session) layoutFaults() []string {
 func (b *session) reportLayout() {
 	b.t.Helper()
 	if len(b.layout) > 0 {
-		b.t.Errorf("%d layout faults on a %d px wide screen (%d pages checked):\n  %s",
-			len(b.layout), b.dev.width, b.pages, strings.Join(b.layout, "\n  "))
+		b.t.Errorf("%d layout faults (%s):\n  %s", len(b.layout), b.checked(), strings.Join(b.layout, "\n  "))
 		return
 	}
-	b.t.Logf("layout: %d pages checked on a %d px wide screen, no fault", b.pages, b.dev.width)
+	b.t.Logf("layout: %s, no fault", b.checked())
+}
+
+// checked says how many pages were checked on how wide a screen: "25 pages checked on
+// a 390 px wide screen", or "11 at 1366 px, 3 at 390 px" when the session changed width.
+func (b *session) checked() string {
+	if len(b.widths) <= 1 {
+		return fmt.Sprintf("%d pages checked on a %d px wide screen", b.pages, b.dev.width)
+	}
+	ws := make([]int64, 0, len(b.widths))
+	for w := range b.widths {
+		ws = append(ws, w)
+	}
+	slices.Sort(ws)
+	slices.Reverse(ws)
+	var parts []string
+	for _, w := range ws {
+		parts = append(parts, fmt.Sprintf("%d at %d px", b.widths[w], w))
+	}
+	return fmt.Sprintf("%d pages checked: %s", b.pages, strings.Join(parts, ", "))
 }
 
 // layoutFixture has one fault of each kind layoutJS looks for, and things it must
