@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"storefront/payment"
+	"storefront/store"
 )
 
 // Modes of ALIPAY_MODE.
@@ -33,7 +34,7 @@ type setting struct {
 var settings = []setting{
 	{"ADDR", "127.0.0.1:8080", "address to listen on"},
 	{"PUBLIC_URL", "http:// + ADDR", "the shop's address as shoppers and Alipay reach it: base of return_url and notify_url (https, not loopback, in production)"},
-	{"DB", "shop.db", "SQLite file (or postgres://… for PostgreSQL)"},
+	{"DB", "shop.db", "SQLite file, or postgres://user:password@host/db for PostgreSQL (several instances may share one; see docs/operations.md)"},
 	{"KEYS_DIR", "keys", "key files: app_private_key.pem, app_public_key.pem, alipay_public_key.pem (see keys/README.md)"},
 	{"ALIPAY_MODE", "local", "local (the emulator, in this process) · sandbox (Alipay's sandbox) · production"},
 	{"ALIPAY_APP_ID", "2021000000000001 in local mode", "your app id from Alipay's console (required outside local mode)"},
@@ -46,8 +47,9 @@ var settings = []setting{
 	{"ALIPAY_CERT_MODE", "unset", "1 in local mode: the emulator issues the three certificates into KEYS_DIR and both sides run in certificate mode (公钥证书); sandbox/production use certificate mode when KEYS_DIR holds appCertPublicKey.crt, alipayRootCert.crt and alipayCertPublicKey_RSA2.crt"},
 	{"SANDBOX_REFUND_WINDOW", "2160h", "local emulator only: how long after payment a trade can be refunded before it turns TRADE_FINISHED (divided by SANDBOX_TIME_SCALE)"},
 	{"SANDBOX_TIME_SCALE", "1", "local emulator only: divides its notify schedule and relative expiry (3600 = an hour per second)"},
-	{"MEDIA_DIR", "media beside DB", "where goods images uploaded in the back office are kept (served at /media/)"},
-	{"SANDBOX_DB", "sandbox.db beside DB (./sandbox.db for go run . sandbox)", "the emulator's own SQLite file"},
+	{"MEDIA_DIR", "media beside DB (./media on PostgreSQL)", "where goods images uploaded in the back office are kept (served at /media/)"},
+	{"LEASE_TTL", "1m", "how long an instance's claim on due background work lasts: work claimed by an instance that died is taken over after this"},
+	{"SANDBOX_DB", "sandbox.db beside DB (./sandbox.db for go run . sandbox or on PostgreSQL)", "the emulator's own SQLite file"},
 	{"SANDBOX_ADDR", "127.0.0.1:9090", "go run . sandbox only: the standalone emulator's address"},
 	{"PPROF_ADDR", "unset (off)", "serve Go's profiler on this separate address"},
 	{"DEV_RELOAD", "unset", "1 (set by go tool task dev): allow templ's live-reload script; ignored in production"},
@@ -77,6 +79,7 @@ type config struct {
 	MediaDir                           string
 	CertMode                           bool          // ALIPAY_CERT_MODE=1: local mode in certificate mode
 	RefundWindow                       time.Duration // SANDBOX_REFUND_WINDOW
+	LeaseTTL                           time.Duration // LEASE_TTL
 	AutoReceive                        time.Duration // AUTO_RECEIVE: shipped orders count as received after this
 	Pprof                              string        // PPROF_ADDR: profiling endpoint, off unless set
 	DevReload                          bool          // DEV_RELOAD=1: allow templ's live-reload script
@@ -99,14 +102,18 @@ func loadConfig(getenv func(string) string) (config, error) {
 		DevReload: env("DEV_RELOAD", "") == "1", CertMode: env("ALIPAY_CERT_MODE", "") == "1",
 	}
 	c.PublicURL = strings.TrimRight(env("PUBLIC_URL", "http://"+c.Addr), "/")
-	c.SandboxDB = env("SANDBOX_DB", filepath.Join(filepath.Dir(c.DB), "sandbox.db"))
-	c.MediaDir = env("MEDIA_DIR", filepath.Join(filepath.Dir(c.DB), "media"))
+	beside := filepath.Dir(c.DB) // files that live beside an SQLite DB; a PostgreSQL URL has no directory
+	if store.IsPostgres(c.DB) {
+		beside = "."
+	}
+	c.SandboxDB = env("SANDBOX_DB", filepath.Join(beside, "sandbox.db"))
+	c.MediaDir = env("MEDIA_DIR", filepath.Join(beside, "media"))
 	var problems []string
 	durations := []struct {
 		key string
 		dst *time.Duration
 	}{{"ORDER_TTL", &c.OrderTTL}, {"RECONCILE_AFTER", &c.ReconcileAfter}, {"AUTO_RECEIVE", &c.AutoReceive},
-		{"SANDBOX_REFUND_WINDOW", &c.RefundWindow}}
+		{"SANDBOX_REFUND_WINDOW", &c.RefundWindow}, {"LEASE_TTL", &c.LeaseTTL}}
 	for _, d := range durations {
 		v, err := time.ParseDuration(env(d.key, defaultOf(d.key)))
 		if err != nil || v <= 0 {
@@ -357,11 +364,13 @@ func sessionSecret(c config) (string, error) {
 		path := filepath.Join(c.KeysDir, "session.key")
 		b, err := os.ReadFile(path)
 		if errors.Is(err, os.ErrNotExist) {
-			b = []byte(randomHex(32))
-			if err := payment.WriteFile(path, b, 0o600); err != nil {
+			// Instances starting together on one KEYS_DIR must end with one secret.
+			if _, err := payment.CreateFile(path, []byte(randomHex(32)), 0o600); err != nil {
 				return "", err
 			}
-		} else if err != nil {
+			b, err = os.ReadFile(path)
+		}
+		if err != nil {
 			return "", err
 		}
 		secret = strings.TrimSpace(string(b))

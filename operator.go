@@ -31,8 +31,8 @@ func devOperator(ctx context.Context, st *store.Store, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, _, err := st.SaveOperator(ctx, devOperatorEmail, string(hash)); err != nil {
-		return err
+	if created, err := st.CreateFirstOperator(ctx, devOperatorEmail, string(hash)); err != nil || !created {
+		return err // or another instance made the first operator just now
 	}
 	fmt.Fprintf(out, "dev operator for the back office: %s / %s (shown once; `go run . operator add %s` sets a new password)\n",
 		devOperatorEmail, password, devOperatorEmail)

@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
-	"github.com/jmoiron/sqlx"
 	"golang.org/x/text/encoding/simplifiedchinese"
 
 	"storefront/payment"
@@ -290,9 +288,7 @@ func TestNotifyGBK(t *testing.T) {
 func TestNotifyStoreFailureAnswersFail(t *testing.T) {
 	shop := shoptest.New(t, shoptest.Options{NoEmulator: true})
 	o := newOrder(t, shop, shop.Demo(t, "马克杯", 4900, nil))
-	db := sqlx.MustOpen("sqlite3", store.DSN(filepath.Join(shop.Dir, "shop.db")))
-	defer db.Close()
-	db.MustExec(`CREATE TRIGGER events_down BEFORE INSERT ON payment_events BEGIN SELECT RAISE(ABORT, 'disk on fire'); END`)
+	restore := shop.Raw(t).FailInserts(t, "payment_events", "disk on fire")
 	v := shop.NotifyFor(o, "2026112222001400000000000008")
 	if got := shop.PostNotify(t, v.Encode(), "application/x-www-form-urlencoded"); got != "fail" {
 		t.Fatalf("notify that could not be stored: %q, want fail", got)
@@ -300,7 +296,7 @@ func TestNotifyStoreFailureAnswersFail(t *testing.T) {
 	if got := shop.Order(t, o.OutTradeNo); got.Status != store.StatusUnpaid || got.TradeNo != "" {
 		t.Fatalf("order %s %q after a failed store", got.Status, got.TradeNo)
 	}
-	db.MustExec(`DROP TRIGGER events_down`)
+	restore()
 	if got := shop.PostNotify(t, v.Encode(), "application/x-www-form-urlencoded"); got != "success" {
 		t.Fatalf("the resend after recovery: %q", got)
 	}

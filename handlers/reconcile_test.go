@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jmoiron/sqlx"
 
 	"storefront/payment"
 	"storefront/shoptest"
@@ -44,9 +41,7 @@ func TestReconciliationFindsEveryDifference(t *testing.T) {
 	}
 	// Paid at Alipay for another amount than the shop's books say.
 	differs := shop.PaidOrder(t, b, gid, 2)
-	db := sqlx.MustOpen("sqlite3", store.DSN(filepath.Join(shop.Dir, "shop.db")))
-	defer db.Close()
-	db.MustExec(`UPDATE orders SET total_fen = 1 WHERE id = ?`, differs.ID)
+	shop.Raw(t).MustExec(t, `UPDATE orders SET total_fen = 1 WHERE id = ?`, differs.ID)
 
 	// The bill of today isn't made until tomorrow (T+1).
 	if _, _, err := shop.Pay.ReconcileDay(ctx, day); !errors.Is(err, payment.ErrBillNotReady) {

@@ -90,18 +90,30 @@ func EnsureLocalKeys(dir string) ([]string, error) {
 			if key, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
 				return wrote, err
 			}
-			if err := WriteFile(privPath, EncodePrivateKey(key), 0o600); err != nil {
+			created, err := CreateFile(privPath, EncodePrivateKey(key), 0o600)
+			if err != nil {
 				return wrote, err
 			}
-			wrote = append(wrote, privPath)
+			if !created { // another process starting at the same moment made it first: use its key
+				b, err := os.ReadFile(privPath)
+				if err == nil {
+					key, err = ParsePrivateKey(b)
+				}
+				if err != nil {
+					return wrote, fmt.Errorf("%s: %w", privPath, err)
+				}
+			} else {
+				wrote = append(wrote, privPath)
+			}
 		} else {
 			return wrote, err
 		}
 		if _, err := os.Stat(pubPath); errors.Is(err, os.ErrNotExist) {
-			if err := WriteFile(pubPath, EncodePublicKey(&key.PublicKey), 0o644); err != nil {
+			if created, err := CreateFile(pubPath, EncodePublicKey(&key.PublicKey), 0o644); err != nil {
 				return wrote, err
+			} else if created {
+				wrote = append(wrote, pubPath)
 			}
-			wrote = append(wrote, pubPath)
 		}
 	}
 	return wrote, nil
@@ -130,4 +142,36 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return os.Rename(f.Name(), path)
+}
+
+// CreateFile writes data to path only if path does not exist yet, atomically: the file
+// appears whole or not at all, and of several processes creating it at once exactly one
+// succeeds (created true); the others find the winner's file and should read it.
+func CreateFile(path string, data []byte, perm os.FileMode) (created bool, err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return false, err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return false, err
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return false, err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return false, err
+	}
+	if err := f.Close(); err != nil {
+		return false, err
+	}
+	// link, unlike rename, fails if path exists.
+	if err := os.Link(f.Name(), path); errors.Is(err, os.ErrExist) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	return true, nil
 }

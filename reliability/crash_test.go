@@ -15,9 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
 	"storefront/shoptest"
+	"storefront/store/storetest"
 )
 
 // TestCrash runs the real binary twice over — the emulator alone (so its notifies keep
@@ -38,7 +37,7 @@ func TestCrash(t *testing.T) {
 	keys := filepath.Join(dir, "keys")
 	emuAddr, shopAddr := shoptest.FreeAddr(t), shoptest.FreeAddr(t)
 	emuURL, shopURL := "http://"+emuAddr, "http://"+shopAddr
-	dbPath := filepath.Join(dir, "shop.db")
+	dbPath := storetest.DSN(t)
 
 	emu := startProc(t, bin, []string{"sandbox"}, []string{"SANDBOX_ADDR=" + emuAddr,
 		"SANDBOX_DB=" + filepath.Join(dir, "sandbox.db"), "KEYS_DIR=" + keys, "SANDBOX_TIME_SCALE=3600"},
@@ -183,7 +182,7 @@ func TestCrash(t *testing.T) {
 }
 
 // crashCheck lists what is still wrong, and counts notifies and emulator payments.
-func crashCheck(db *sqlx.DB, c *http.Client, emuURL string, answered, paidAtEmu map[string]bool) (problems []string, success, deliveries, emuPaid int) {
+func crashCheck(db *storetest.Raw, c *http.Client, emuURL string, answered, paidAtEmu map[string]bool) (problems []string, success, deliveries, emuPaid int) {
 	states, err := orderStates(db)
 	if err != nil {
 		return []string{"reading shop DB: " + err.Error()}, 0, 0, 0

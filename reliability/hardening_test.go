@@ -93,7 +93,11 @@ func TestForgedCertSNCallsNobody(t *testing.T) {
 	no := seededDB(t, filepath.Join(dir, "shop.db"))
 	var calls atomic.Int64
 	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
+		// The daily reconciliation asks for yesterday's bill from 09:00 Beijing on, on its
+		// own schedule: only what a message could have caused counts.
+		if r.FormValue("method") != "alipay.data.dataservice.bill.downloadurl.query" {
+			calls.Add(1)
+		}
 		time.Sleep(2 * time.Second)
 		http.Error(w, "slow gateway", http.StatusBadGateway)
 	}))

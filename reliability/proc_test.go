@@ -2,7 +2,6 @@ package reliability
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,9 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
+	"storefront/shoptest"
 	"storefront/store"
+	"storefront/store/storetest"
 )
 
 // moduleRoot is the directory holding go.mod.
@@ -217,15 +216,10 @@ func outTradeNo(gateway string) (string, error) {
 	return biz.OutTradeNo, nil
 }
 
-// shopDB opens the shop's SQLite file for reading alongside the running shop (WAL).
-func shopDB(t *testing.T, path string) *sqlx.DB {
+// shopDB opens the shop's database for reading alongside the running shop.
+func shopDB(t *testing.T, dsn string) *storetest.Raw {
 	t.Helper()
-	db, err := sqlx.Open("sqlite3", store.DSN(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
+	return storetest.Open(t, dsn)
 }
 
 // orderState is one order as the shop's database has it.
@@ -234,7 +228,7 @@ type orderState struct {
 	Applied int // applied "paid" events
 }
 
-func orderStates(db *sqlx.DB) (map[string]orderState, error) {
+func orderStates(db *storetest.Raw) (map[string]orderState, error) {
 	rows := []struct {
 		No      string `db:"out_trade_no"`
 		Status  string `db:"status"`
@@ -254,7 +248,7 @@ func orderStates(db *sqlx.DB) (map[string]orderState, error) {
 	return m, nil
 }
 
-func appliedBySource(db *sqlx.DB) map[string]int {
+func appliedBySource(db *storetest.Raw) map[string]int {
 	rows := []struct {
 		Source string `db:"source"`
 		N      int    `db:"n"`
@@ -268,16 +262,25 @@ func appliedBySource(db *sqlx.DB) map[string]int {
 	return m
 }
 
-func integrity(t *testing.T, path string) string {
+// integrity is the engine's consistency check of the shop's database ("ok" if sound).
+func integrity(t *testing.T, dsn string) string {
 	t.Helper()
-	db, err := sql.Open("sqlite3", store.DSN(path))
+	st, err := store.Open(dsn, schemaText(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	var res string
-	if err := db.QueryRow("PRAGMA integrity_check").Scan(&res); err != nil {
+	defer st.Close()
+	res, err := st.IntegrityCheck(context.Background())
+	if err != nil {
 		t.Fatal(err)
 	}
 	return res
+}
+
+func schemaText(t *testing.T) string {
+	b, err := os.ReadFile(shoptest.SchemaPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

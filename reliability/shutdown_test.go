@@ -22,6 +22,7 @@ import (
 
 	"storefront/payment"
 	"storefront/shoptest"
+	"storefront/store/storetest"
 )
 
 // slowBody trickles a body in pieces, so the request is being served (headers read,
@@ -60,7 +61,7 @@ func TestGracefulShutdown(t *testing.T) {
 	dir := t.TempDir()
 	addr := shoptest.FreeAddr(t)
 	base := "http://" + addr
-	dbPath := filepath.Join(dir, "shop.db")
+	dbPath := storetest.DSN(t)
 	keys := filepath.Join(dir, "keys")
 	shop := startProc(t, bin, nil, []string{"ADDR=" + addr, "DB=" + dbPath, "KEYS_DIR=" + keys,
 		"SANDBOX_DB=" + filepath.Join(dir, "sandbox.db")}, filepath.Join(dir, "shop.log"))

@@ -1,4 +1,4 @@
-// Package shoptest assembles a whole shop — store on a real SQLite file, Alipay client,
+// Package shoptest assembles a whole shop — store on a real database (storetest), Alipay client,
 // handlers, and optionally the local emulator — on an httptest server, with a clock the
 // test controls. Tests of several packages share it; production code never imports it.
 package shoptest
@@ -34,6 +34,7 @@ import (
 	"storefront/payment"
 	"storefront/sandbox"
 	"storefront/store"
+	"storefront/store/storetest"
 	"storefront/web"
 )
 
@@ -112,6 +113,7 @@ type Options struct {
 type Shop struct {
 	URL      string
 	Dir      string
+	DSN      string // the shop's database (storetest.DSN: SQLite file or PostgreSQL schema)
 	Store    *store.Store
 	Pay      *payment.Service
 	Emulator *sandbox.Emulator
@@ -168,7 +170,8 @@ func New(t testing.TB, o Options) *Shop {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Store, err = store.Open(filepath.Join(s.Dir, "shop.db"), string(schema), now)
+	s.DSN = storetest.DSN(t)
+	s.Store, err = store.Open(s.DSN, string(schema), now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,6 +220,9 @@ func New(t testing.TB, o Options) *Shop {
 	h = s.Router
 	return s
 }
+
+// Raw opens the shop's database for direct SQL.
+func (s *Shop) Raw(t testing.TB) *storetest.Raw { return storetest.Open(t, s.DSN) }
 
 // Demo adds physical goods priced price (fen) with optional stock and returns its id.
 func (s *Shop) Demo(t testing.TB, name string, price money.Fen, stock *int64) int64 {

@@ -2,20 +2,18 @@ package store_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
 	"storefront/money"
 	"storefront/store"
+	"storefront/store/storetest"
 )
 
 // An operator action and its log entry commit together or not at all: with the log
 // refusing every entry, no action happens.
 func TestActionAndLogCommitTogether(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "shop.db")
+	path := storetest.DSN(t)
 	st := open(t, path)
 	ctx := context.Background()
 	u, _ := st.CreateUser(ctx, "a@example.com", "x")
@@ -33,9 +31,7 @@ func TestActionAndLogCommitTogether(t *testing.T) {
 	op, _, _ := st.SaveOperator(ctx, "op@example.com", "h")
 	by := store.Actor{OperatorID: op.ID}
 
-	db := sqlx.MustOpen("sqlite3", store.DSN(path))
-	defer db.Close()
-	db.MustExec(`CREATE TRIGGER no_log BEFORE INSERT ON operator_actions BEGIN SELECT RAISE(ABORT, 'log refused'); END`)
+	restore := storetest.Open(t, path).FailInserts(t, "operator_actions", "log refused")
 
 	if err := st.ShipBy(ctx, by, "LOG1", "顺丰速运", "SF1"); err == nil {
 		t.Fatal("shipped with the log refusing")
@@ -60,7 +56,7 @@ func TestActionAndLogCommitTogether(t *testing.T) {
 		t.Fatal("a note without a log entry")
 	}
 
-	db.MustExec(`DROP TRIGGER no_log`)
+	restore()
 	if err := st.ShipBy(ctx, by, "LOG1", "顺丰速运", "SF1"); err != nil {
 		t.Fatal(err)
 	}

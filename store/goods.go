@@ -233,18 +233,33 @@ func (s *Store) UpdateGoods(ctx context.Context, id int64, price money.Fen, stoc
 }
 
 // SeedGoods inserts gs when the goods table is empty, so ids start at 1 on a fresh
-// database and a restarted shop never duplicates its catalogue.
+// database and a restarted shop never duplicates its catalogue. The installation row is
+// locked first, so instances starting together seed once between them.
 func (s *Store) SeedGoods(ctx context.Context, gs []Goods) (int, error) {
-	var n int
-	if err := s.db.GetContext(ctx, &n, `SELECT COUNT(*) FROM goods`); err != nil || n > 0 {
-		return 0, err
-	}
-	for _, g := range gs {
-		if _, err := s.AddGoods(ctx, g); err != nil {
-			return 0, err
+	seeded := 0
+	err := s.inTx(ctx, func(tx txn) error {
+		var token string
+		if err := tx.GetContext(ctx, &token, `SELECT token FROM installation WHERE id = 1`+s.dl.forUpdate); err != nil {
+			return err
 		}
+		var n int
+		if err := tx.GetContext(ctx, &n, `SELECT COUNT(*) FROM goods`); err != nil || n > 0 {
+			return err
+		}
+		now := At(s.now())
+		for _, g := range gs {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO goods (name, description, price_fen, image, stock, active, category, virtual, created_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, g.Name, g.Description, g.Price, g.Image, g.Stock, true, g.Category, g.Virtual, now); err != nil {
+				return err
+			}
+		}
+		seeded = len(gs)
+		return nil
+	})
+	if seeded > 0 {
+		s.goodsChanged(ctx)
 	}
-	return len(gs), nil
+	return seeded, err
 }
 
 // GoodsOnSale returns those of ids that are on sale, by id, from the cached catalogue

@@ -50,50 +50,68 @@ func latestVersion(schema string) int {
 }
 
 // migrate brings the database to the schema's latest version, one section per
-// transaction, so a failure leaves it at the last complete version.
+// transaction, so a failure leaves it at the last complete version. Each transaction
+// first takes the engine's schema lock and reads the version under it, so instances
+// starting together apply every section once between them.
 func migrate(ctx context.Context, d db, dl dialect, schema string) error {
 	ms, err := parseMigrations(schema)
 	if err != nil {
 		return err
 	}
-	if err := dl.prepareVersion(ctx, d); err != nil {
-		return fmt.Errorf("store: schema version table: %w", err)
-	}
-	v, err := dl.version(ctx, d)
-	if err != nil {
-		return fmt.Errorf("store: reading schema version: %w", err)
-	}
-	if latest := ms[len(ms)-1].version; v > latest {
-		return fmt.Errorf("%w: database %d, program %d", ErrSchemaTooNew, v, latest)
-	}
-	for _, m := range ms {
-		if m.version <= v {
-			continue
-		}
-		tx, err := d.BeginTxx(ctx, nil)
-		if err != nil {
+	for {
+		done, err := migrateStep(ctx, d, dl, ms)
+		if err != nil || done {
 			return err
 		}
-		sqlText := dl.schemaSQL(expandTokens(m.sql))
-		if _, err := tx.ExecContext(ctx, sqlText); err != nil {
+	}
+}
+
+// migrateStep applies the section after the database's version, reporting done when
+// there is none.
+func migrateStep(ctx context.Context, d db, dl dialect, ms []migration) (done bool, err error) {
+	sqlTx, err := d.BeginTxx(ctx, nil)
+	if err != nil {
+		return false, err
+	}
+	tx := txn{sqlTx}
+	defer func() {
+		if err != nil || done {
 			tx.Rollback()
-			return fmt.Errorf("store: applying schema version %d: %w", m.version, err)
 		}
-		if hook := afterMigration[m.version]; hook != nil {
-			if err := hook(ctx, txn{tx}); err != nil {
-				tx.Rollback()
-				return fmt.Errorf("store: migrating data to version %d: %w", m.version, err)
-			}
-		}
-		if err := dl.setVersion(ctx, txn{tx}, m.version); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("store: recording schema version %d: %w", m.version, err)
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("store: committing schema version %d: %w", m.version, err)
+	}()
+	if err := dl.lockSchema(ctx, tx); err != nil {
+		return false, fmt.Errorf("store: locking the schema: %w", err)
+	}
+	if err := dl.prepareVersion(ctx, tx); err != nil {
+		return false, fmt.Errorf("store: schema version table: %w", err)
+	}
+	v, err := dl.version(ctx, tx)
+	if err != nil {
+		return false, fmt.Errorf("store: reading schema version: %w", err)
+	}
+	latest := ms[len(ms)-1].version
+	if v > latest {
+		return false, fmt.Errorf("%w: database %d, program %d", ErrSchemaTooNew, v, latest)
+	}
+	if v == latest {
+		return true, nil
+	}
+	m := ms[v] // sections are numbered 1, 2, 3… in order
+	if _, err := tx.ExecContext(ctx, dl.schemaSQL(expandTokens(m.sql))); err != nil {
+		return false, fmt.Errorf("store: applying schema version %d: %w", m.version, err)
+	}
+	if hook := afterMigration[m.version]; hook != nil {
+		if err := hook(ctx, tx); err != nil {
+			return false, fmt.Errorf("store: migrating data to version %d: %w", m.version, err)
 		}
 	}
-	return nil
+	if err := dl.setVersion(ctx, tx, m.version); err != nil {
+		return false, fmt.Errorf("store: recording schema version %d: %w", m.version, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("store: committing schema version %d: %w", m.version, err)
+	}
+	return false, nil
 }
 
 // afterMigration holds the data steps that SQL alone can't write portably, run in the

@@ -34,14 +34,29 @@ func (s *Store) SaveOperator(ctx context.Context, email, passwordHash string) (o
 			if _, err := tx.ExecContext(ctx, `DELETE FROM operator_sessions WHERE operator_id = (SELECT id FROM operators WHERE email = ?)`, email); err != nil {
 				return err
 			}
+			if err := s.announce(ctx, tx, changeSessions); err != nil {
+				return err
+			}
 		}
 		return tx.GetContext(ctx, &op, `SELECT id, email, password_hash, created_at FROM operators WHERE email = ?`, email)
 	})
 	if err == nil && !created {
 		s.opSessions.clear()
-		s.sessionsEnded(ctx)
 	}
 	return op, created, err
+}
+
+// CreateFirstOperator creates the operator email with passwordHash if there is no
+// operator at all yet, and reports whether it did: of instances starting together on
+// an empty database, one creates it (a second insert of the same email does nothing).
+func (s *Store) CreateFirstOperator(ctx context.Context, email, passwordHash string) (bool, error) {
+	res, err := s.wdb.ExecContext(ctx, `INSERT INTO operators (email, password_hash, created_at)
+		SELECT CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT) WHERE NOT EXISTS (SELECT 1 FROM operators)
+		ON CONFLICT (email) DO NOTHING`, NormalizeEmail(email), passwordHash, At(s.now()))
+	if err != nil {
+		return false, err
+	}
+	return affected(res) == 1, nil
 }
 
 // OperatorByEmail finds an operator; ErrNotFound if none.

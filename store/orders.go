@@ -1,10 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -143,6 +145,7 @@ func (s *Store) createOrderTx(ctx context.Context, tx txn, n NewOrder) (Order, [
 	items := make([]OrderItem, 0, len(n.Lines))
 	var total money.Fen
 	var reserved, needsShipping bool
+	limited := map[int64]bool{} // goods id → has a stock count
 	for _, l := range n.Lines {
 		if l.Qty < 1 || l.Qty > 99 {
 			return Order{}, nil, false, ErrBadQuantity
@@ -155,23 +158,31 @@ func (s *Store) createOrderTx(ctx context.Context, tx txn, n NewOrder) (Order, [
 		if !g.Active {
 			return Order{}, nil, false, &GoodsError{Err: ErrGoodsGone, Name: g.Name}
 		}
-		// One guarded UPDATE reserves the stock: two checkouts can't both see the last unit.
-		res, err := tx.ExecContext(ctx,
-			`UPDATE goods SET stock = stock - ? WHERE id = ? AND stock IS NOT NULL AND stock >= ?`,
-			l.Qty, l.GoodsID, l.Qty)
-		if err != nil {
-			return Order{}, nil, false, err
-		}
-		if g.Stock != nil {
-			if n, _ := res.RowsAffected(); n == 0 {
-				return Order{}, nil, false, &GoodsError{Err: ErrOutOfStock, Name: g.Name}
-			}
-			reserved = true
-		}
 		items = append(items, OrderItem{GoodsID: g.ID, Name: g.Name, UnitFen: g.Price, Qty: l.Qty,
 			Subtotal: g.Price * money.Fen(l.Qty)})
 		total += g.Price * money.Fen(l.Qty)
 		needsShipping = needsShipping || !g.Virtual
+		limited[g.ID] = g.Stock != nil
+	}
+	// One guarded UPDATE per goods reserves its stock: two checkouts can't both see the
+	// last unit. They go in goods id order, so two checkouts of the same goods lock
+	// them in the same order and never deadlock (PostgreSQL locks each row updated).
+	byID := slices.Clone(items)
+	slices.SortFunc(byID, func(a, b OrderItem) int { return cmp.Compare(a.GoodsID, b.GoodsID) })
+	for _, it := range byID {
+		if !limited[it.GoodsID] {
+			continue
+		}
+		res, err := tx.ExecContext(ctx,
+			`UPDATE goods SET stock = stock - ? WHERE id = ? AND stock IS NOT NULL AND stock >= ?`,
+			it.Qty, it.GoodsID, it.Qty)
+		if err != nil {
+			return Order{}, nil, false, err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return Order{}, nil, false, &GoodsError{Err: ErrOutOfStock, Name: it.Name}
+		}
+		reserved = true
 	}
 	if total > money.MaxAlipay {
 		return Order{}, nil, false, ErrAmountTooBig
@@ -376,30 +387,16 @@ func (s *Store) MarkSentToCashier(ctx context.Context, orderID int64, at, reconc
 	return err
 }
 
-// DueForReconcile lists unpaid orders whose reconciliation query is due at now.
-func (s *Store) DueForReconcile(ctx context.Context, now time.Time, limit int) ([]Order, error) {
-	var os []Order
-	err := s.db.SelectContext(ctx, &os,
-		`SELECT `+orderColumns+` FROM orders WHERE status = 'unpaid' AND reconcile_at <= ? ORDER BY reconcile_at LIMIT ?`,
-		At(now), limit)
-	return os, err
-}
-
-// ScheduleReconcile sets the next query time (nil time stops querying).
+// ScheduleReconcile sets the next query time (nil time stops querying) and gives back
+// this instance's lease on the order.
 func (s *Store) ScheduleReconcile(ctx context.Context, orderID int64, next time.Time, tries int) error {
 	_, err := s.wdb.ExecContext(ctx,
-		`UPDATE orders SET reconcile_at = ?, reconcile_tries = ? WHERE id = ? AND status = 'unpaid'`,
-		At(next), tries, orderID)
+		`UPDATE orders SET reconcile_at = ?, reconcile_tries = ?,
+		        lease_owner = CASE WHEN lease_owner = ? THEN '' ELSE lease_owner END,
+		        lease_until = CASE WHEN lease_owner = ? THEN NULL ELSE lease_until END
+		 WHERE id = ? AND status = 'unpaid'`,
+		At(next), tries, s.instance, s.instance, orderID)
 	return err
-}
-
-// DueForExpiry lists unpaid orders past their expiry at now.
-func (s *Store) DueForExpiry(ctx context.Context, now time.Time, limit int) ([]Order, error) {
-	var os []Order
-	err := s.db.SelectContext(ctx, &os,
-		`SELECT `+orderColumns+` FROM orders WHERE status = 'unpaid' AND expires_at <= ? ORDER BY expires_at LIMIT ?`,
-		At(now), limit)
-	return os, err
 }
 
 // AutoReceive marks as received the shipped orders shipped before cutoff that their

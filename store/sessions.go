@@ -17,11 +17,16 @@ const maxCachedSessions = 100_000
 
 // sessionCache remembers which sessions were live when last read from the database, so
 // a logged-in request costs a map lookup instead of a query. Every way a session ends
-// goes through this store, which drops it here in the same call (and tells other
-// instances, see Store.sessionsEnded), so an ended session is never served from here.
+// goes through this store, which drops it here in the same call and announces it to
+// other instances in the transaction that deletes it (see changes.go), so an ended
+// session is never served from here.
 type sessionCache struct {
 	mu sync.RWMutex
 	m  map[string]cachedSession
+	// gen counts removals: a session read from the database is cached only if nothing
+	// was removed while it was being read, so a read that raced a logout can't put the
+	// ended session back.
+	gen uint64
 }
 
 type cachedSession struct {
@@ -36,9 +41,20 @@ func (c *sessionCache) get(id string) (cachedSession, bool) {
 	return v, ok
 }
 
-func (c *sessionCache) put(id string, v cachedSession) {
+// generation is the removal count to pass to put.
+func (c *sessionCache) generation() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.gen
+}
+
+// put caches v unless something was removed since generation returned gen.
+func (c *sessionCache) put(id string, v cachedSession, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.gen != gen {
+		return
+	}
 	if c.m == nil {
 		c.m = map[string]cachedSession{}
 	}
@@ -57,6 +73,7 @@ func (c *sessionCache) put(id string, v cachedSession) {
 
 func (c *sessionCache) drop(ids ...string) {
 	c.mu.Lock()
+	c.gen++
 	for _, id := range ids {
 		delete(c.m, id)
 	}
@@ -65,6 +82,7 @@ func (c *sessionCache) drop(ids ...string) {
 
 func (c *sessionCache) dropUser(userID int64, keep string) {
 	c.mu.Lock()
+	c.gen++
 	for k, v := range c.m {
 		if v.userID == userID && k != keep {
 			delete(c.m, k)
@@ -75,6 +93,7 @@ func (c *sessionCache) dropUser(userID int64, keep string) {
 
 func (c *sessionCache) clear() {
 	c.mu.Lock()
+	c.gen++
 	c.m = nil
 	c.mu.Unlock()
 }
@@ -108,12 +127,13 @@ func (s *Store) startSession(ctx context.Context, t sessionTable, ownerID int64)
 	}
 	id := hex.EncodeToString(b)
 	now := s.now()
+	gen := t.cache.generation()
 	_, err := s.wdb.ExecContext(ctx, `INSERT INTO `+t.table+` (id, `+t.owner+`, created_at, expires_at) VALUES (?, ?, ?, ?)`,
 		sessionKey(id), ownerID, At(now), At(now.Add(SessionTTL)))
 	if err != nil {
 		return "", err
 	}
-	t.cache.put(id, cachedSession{userID: ownerID, expires: now.Add(SessionTTL)})
+	t.cache.put(id, cachedSession{userID: ownerID, expires: now.Add(SessionTTL)}, gen)
 	return id, nil
 }
 
@@ -122,7 +142,9 @@ func (s *Store) sessionOwner(ctx context.Context, t sessionTable, id string) (in
 		return 0, ErrNotFound
 	}
 	now := s.now()
-	if v, ok := t.cache.get(id); ok {
+	trusted := s.cachesTrusted()
+	gen := t.cache.generation()
+	if v, ok := t.cache.get(id); ok && trusted {
 		if now.Before(v.expires) {
 			return v.userID, nil
 		}
@@ -140,7 +162,9 @@ func (s *Store) sessionOwner(ctx context.Context, t sessionTable, id string) (in
 	if !now.Before(row.Expires.Time) {
 		return 0, ErrNotFound
 	}
-	t.cache.put(id, cachedSession{userID: row.Owner, expires: row.Expires.Time})
+	if trusted {
+		t.cache.put(id, cachedSession{userID: row.Owner, expires: row.Expires.Time}, gen)
+	}
 	return row.Owner, nil
 }
 
@@ -149,11 +173,13 @@ func (s *Store) endSession(ctx context.Context, t sessionTable, id string) error
 		return nil
 	}
 	t.cache.drop(id)
-	_, err := s.wdb.ExecContext(ctx, `DELETE FROM `+t.table+` WHERE id = ?`, sessionKey(id))
-	if err == nil {
-		s.sessionsEnded(ctx)
-	}
-	return err
+	defer t.cache.drop(id) // and again once deleted (see sessionCache.gen)
+	return s.inTx(ctx, func(tx txn) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+t.table+` WHERE id = ?`, sessionKey(id)); err != nil {
+			return err
+		}
+		return s.announce(ctx, tx, changeSessions)
+	})
 }
 
 // StartSession records a new login of userID and returns its id for the cookie.
@@ -175,11 +201,13 @@ func (s *Store) EndSession(ctx context.Context, id string) error {
 // EndOtherSessions ends every session of userID but keep (a password change).
 func (s *Store) EndOtherSessions(ctx context.Context, userID int64, keep string) error {
 	s.sessions.dropUser(userID, keep)
-	_, err := s.wdb.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ? AND id <> ?`, userID, sessionKey(keep))
-	if err == nil {
-		s.sessionsEnded(ctx)
-	}
-	return err
+	defer s.sessions.dropUser(userID, keep)
+	return s.inTx(ctx, func(tx txn) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ? AND id <> ?`, userID, sessionKey(keep)); err != nil {
+			return err
+		}
+		return s.announce(ctx, tx, changeSessions)
+	})
 }
 
 // StartOperatorSession records a new back-office login of operatorID.
@@ -208,14 +236,4 @@ func (s *Store) PurgeSessions(ctx context.Context) (int64, error) {
 		n += affected(res)
 	}
 	return n, nil
-}
-
-// sessionsEnded is called after sessions were deleted. This process's cache has already
-// dropped them; other processes sharing the database learn of it through the engine's
-// change notification (PostgreSQL), where there can be other processes at all, and
-// clear their caches of both kinds.
-func (s *Store) sessionsEnded(ctx context.Context) {
-	if s.changed != nil {
-		s.changed(ctx, changeSessions)
-	}
 }

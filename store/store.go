@@ -34,17 +34,24 @@ var (
 	ErrPriceChanged  = errors.New("cart total changed since the shopper saw it")
 )
 
-// Store is the shop's database. Reads go through a pool; writes go through a single
-// connection, because SQLite has one writer anyway: queuing in Go is cheaper and fairer
-// than many connections spinning on SQLITE_BUSY.
+// Store is the shop's database, on SQLite or PostgreSQL. On SQLite reads go through a
+// pool and writes through a single connection, because SQLite has one writer anyway:
+// queuing in Go is cheaper and fairer than many connections spinning on SQLITE_BUSY.
+// On PostgreSQL one pool does both.
 type Store struct {
 	db  db // readers
 	wdb db // the one writer (on SQLite; the same pool as db on PostgreSQL)
 	dl  dialect
 	now func() time.Time
 
-	// installation is this database file's random token (table installation).
+	// installation is this database's random token (table installation).
 	installation string
+	// instance names this process in the leases it takes on due work and in request
+	// ids, so two instances sharing a database never work the same item at once.
+	instance string
+	leaseTTL time.Duration
+	// listener hears other instances' changes (PostgreSQL; nil on SQLite).
+	listener *listener
 
 	// The goods list is read on every home page view and changes rarely: it is kept in
 	// memory, dropped by every write of this process that touches goods (goodsGen), and
@@ -57,9 +64,6 @@ type Store struct {
 	opSessions sessionCache // operators'
 	junk       junkBuffer
 
-	// changed tells other processes sharing the database that something they cache
-	// changed (nil where no other process can share it).
-	changed func(ctx context.Context, kind string)
 	// refundDue is told of a refund created by the store itself (the automatic refund
 	// of a late payment), so the refund worker starts on it at once.
 	refundDue func(id int64)
@@ -68,7 +72,7 @@ type Store struct {
 // OnRefundDue sets who is told when the store creates a refund on its own.
 func (s *Store) OnRefundDue(f func(id int64)) { s.refundDue = f }
 
-// Kinds of change other processes are told about.
+// Kinds of change other instances are told about (see changes.go).
 const (
 	changeGoods    = "goods"
 	changeSessions = "sessions"
@@ -90,16 +94,38 @@ func DSN(path string) string {
 	return "file:" + path + "?" + q.Encode()
 }
 
-// Open opens (creating if needed) the database at path and applies schema.
+// Open opens the shop's database and brings its schema up to date: dsn is a
+// PostgreSQL URL (see IsPostgres) or the path of an SQLite file, created if needed.
 // now is the clock used for created/updated times; nil means time.Now.
-func Open(path, schema string, now func() time.Time) (*Store, error) {
+func Open(dsn, schema string, now func() time.Time) (*Store, error) {
 	if now == nil {
 		now = time.Now
 	}
 	if v := latestVersion(schema); v != SchemaVersion {
 		return nil, fmt.Errorf("store: schema.sql ends at version %d, the program expects %d", v, SchemaVersion)
 	}
-	w, err := sqlx.Open("sqlite3", DSN(path))
+	dl := dialectOf(dsn)
+	var st *Store
+	var err error
+	if dl.name == postgres.name {
+		st, err = openPostgres(dsn, schema)
+	} else {
+		st, err = openSQLite(dsn, schema)
+	}
+	if err != nil {
+		return nil, err
+	}
+	st.dl, st.now, st.goodsTTL, st.instance, st.leaseTTL = dl, now, goodsCacheTTL, newInstanceID(), DefaultLeaseTTL
+	if err := st.db.GetContext(context.Background(), &st.installation, `SELECT token FROM installation WHERE id = 1`); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("store: reading installation token: %w", err)
+	}
+	return st, nil
+}
+
+// openSQLite opens a reader pool and the one writer on the file at path.
+func openSQLite(path, schema string) (*Store, error) {
+	w, err := sqlx.Open(sqlite.driver, DSN(path))
 	if err != nil {
 		return nil, err
 	}
@@ -110,17 +136,46 @@ func Open(path, schema string, now func() time.Time) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
-	r, err := sqlx.Open("sqlite3", DSN(path))
+	r, err := sqlx.Open(sqlite.driver, DSN(path))
 	if err != nil {
 		w.Close()
 		return nil, err
 	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
-	st := &Store{db: db{r}, wdb: wdb, dl: sqlite, now: now, goodsTTL: goodsCacheTTL}
-	if err := st.db.GetContext(context.Background(), &st.installation, `SELECT token FROM installation WHERE id = 1`); err != nil {
-		st.Close()
-		return nil, fmt.Errorf("store: reading installation token: %w", err)
+	return &Store{db: db{r}, wdb: wdb}, nil
+}
+
+// pgPoolSize bounds one instance's connections to PostgreSQL: enough for the writes in
+// flight on two cores, few enough that several instances fit the server's default
+// max_connections (100).
+const pgPoolSize = 16
+
+// openPostgres opens one pool for reads and writes (PostgreSQL has many writers), and
+// the listener that hears other instances' changes.
+func openPostgres(dsn, schema string) (*Store, error) {
+	p, err := sqlx.Open(postgres.driver, dsn)
+	if err != nil {
+		return nil, err
+	}
+	p.SetMaxOpenConns(pgPoolSize)
+	p.SetMaxIdleConns(pgPoolSize)
+	p.SetConnMaxIdleTime(5 * time.Minute)
+	d := db{p}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.PingContext(ctx); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("store: connecting to PostgreSQL: %w", err)
+	}
+	if err := migrate(ctx, d, postgres, schema); err != nil {
+		p.Close()
+		return nil, err
+	}
+	st := &Store{db: d, wdb: d}
+	if err := st.listen(dsn); err != nil {
+		p.Close()
+		return nil, err
 	}
 	return st, nil
 }
@@ -133,7 +188,14 @@ func (s *Store) Installation() string { return s.installation }
 func (s *Store) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return errors.Join(s.FlushJunk(ctx), s.db.Close(), s.wdb.Close())
+	err := s.FlushJunk(ctx)
+	if s.listener != nil {
+		s.listener.stop()
+	}
+	if s.wdb.DB != s.db.DB {
+		err = errors.Join(err, s.wdb.Close())
+	}
+	return errors.Join(err, s.db.Close())
 }
 
 // Ping checks the database answers (for /healthz).
@@ -141,20 +203,25 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.db.PingContext(ctx)
 }
 
-// IntegrityCheck runs PRAGMA integrity_check and returns its first line ("ok" if sound).
+// IntegrityCheck checks the database's consistency and returns "ok" if sound, else
+// what is wrong (SQLite: integrity_check's first line).
 func (s *Store) IntegrityCheck(ctx context.Context) (string, error) {
-	var res string
-	err := s.db.GetContext(ctx, &res, "PRAGMA integrity_check")
-	return res, err
+	return s.dl.integrity(ctx, s.db)
 }
+
+// Engine names the database engine: "sqlite" or "postgres".
+func (s *Store) Engine() string { return s.dl.name }
+
+// Instance names this process among those sharing the database.
+func (s *Store) Instance() string { return s.instance }
 
 // goodsChanged drops the cached goods list; call it after the commit that changed goods,
 // so a reader can never cache what was there before it.
 func (s *Store) goodsChanged(ctx context.Context) {
 	s.goodsGen.Add(1)
-	if s.changed != nil {
-		s.changed(ctx, changeGoods)
-	}
+	// After the commit and best effort: a missed announcement costs at most
+	// goodsCacheTTL of staleness elsewhere.
+	_ = s.announce(ctx, s.wdb, changeGoods)
 }
 
 // inTx runs fn in a write transaction, committing if it returns nil.

@@ -4,16 +4,14 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
 	"storefront/money"
 	"storefront/shoptest"
 	"storefront/store"
+	"storefront/store/storetest"
 )
 
 func schema(t *testing.T) string {
@@ -36,7 +34,7 @@ func open(t *testing.T, path string) *store.Store {
 }
 
 func TestOpenIsIdempotentAndRefusesNewerSchema(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "shop.db")
+	path := storetest.DSN(t)
 	for i := 0; i < 2; i++ {
 		st, err := store.Open(path, schema(t), nil)
 		if err != nil {
@@ -47,15 +45,24 @@ func TestOpenIsIdempotentAndRefusesNewerSchema(t *testing.T) {
 		}
 		st.Close()
 	}
-	db := sqlx.MustOpen("sqlite3", store.DSN(path))
-	var mode string
-	db.Get(&mode, "PRAGMA journal_mode")
-	var v int
-	db.Get(&v, "PRAGMA user_version")
-	if mode != "wal" || v != store.SchemaVersion {
-		t.Fatalf("journal_mode %q, user_version %d", mode, v)
+	db := storetest.Open(t, path)
+	if db.Postgres {
+		var v int
+		db.Get(&v, "SELECT version FROM schema_version")
+		if v != store.SchemaVersion {
+			t.Fatalf("schema_version %d", v)
+		}
+		db.MustExec(t, "UPDATE schema_version SET version = 99")
+	} else {
+		var mode string
+		db.Get(&mode, "PRAGMA journal_mode")
+		var v int
+		db.Get(&v, "PRAGMA user_version")
+		if mode != "wal" || v != store.SchemaVersion {
+			t.Fatalf("journal_mode %q, user_version %d", mode, v)
+		}
+		db.MustExec(t, "PRAGMA user_version = 99")
 	}
-	db.MustExec("PRAGMA user_version = 99")
 	db.Close()
 	if _, err := store.Open(path, schema(t), nil); !errors.Is(err, store.ErrSchemaTooNew) {
 		t.Fatalf("newer schema: %v", err)
@@ -63,7 +70,7 @@ func TestOpenIsIdempotentAndRefusesNewerSchema(t *testing.T) {
 }
 
 func TestApplyPaidOnceUnderConcurrency(t *testing.T) {
-	st := open(t, filepath.Join(t.TempDir(), "shop.db"))
+	st := open(t, storetest.DSN(t))
 	ctx := context.Background()
 	u, _ := st.CreateUser(ctx, "a@example.com", "x")
 	g, _ := st.AddGoods(ctx, store.Goods{Name: "g", Price: 100, Virtual: true})
@@ -125,7 +132,7 @@ func TestApplyPaidOnceUnderConcurrency(t *testing.T) {
 // A transaction whose COMMIT fails is an error to the caller — a notify must then be
 // answered fail — and leaves nothing behind; the writer works again afterwards.
 func TestCommitFailureIsAnError(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "shop.db")
+	path := storetest.DSN(t)
 	st := open(t, path)
 	ctx := context.Background()
 	u, _ := st.CreateUser(ctx, "a@example.com", "x")
@@ -135,11 +142,7 @@ func TestCommitFailureIsAnError(t *testing.T) {
 	}
 	// Every event insert now also writes a row whose deferred foreign key fails, so the
 	// statements succeed and only COMMIT refuses.
-	db := sqlx.MustOpen("sqlite3", store.DSN(path))
-	defer db.Close()
-	db.MustExec(`CREATE TABLE nowhere (id INTEGER PRIMARY KEY)`)
-	db.MustExec(`CREATE TABLE dangling (parent INTEGER REFERENCES nowhere (id) DEFERRABLE INITIALLY DEFERRED)`)
-	db.MustExec(`CREATE TRIGGER commit_fails AFTER INSERT ON payment_events BEGIN INSERT INTO dangling VALUES (1); END`)
+	restore := storetest.Open(t, path).FailCommits(t, "payment_events")
 
 	pay := func() (store.Event, error) {
 		return st.ApplyPaid(ctx, store.Event{OutTradeNo: "T1", Source: store.SourceNotify, Raw: "{}"},
@@ -157,14 +160,14 @@ func TestCommitFailureIsAnError(t *testing.T) {
 	if evs, _ := st.EventsForOrder(ctx, "T1"); len(evs) != 0 {
 		t.Fatalf("%d events left by failed commits", len(evs))
 	}
-	db.MustExec(`DROP TRIGGER commit_fails`)
+	restore()
 	if ev, err := pay(); err != nil || ev.Verdict != store.VerdictApplied {
 		t.Fatalf("after recovery: %s %v", ev.Verdict, err)
 	}
 }
 
 func TestGoodsListCacheFollowsWrites(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "shop.db")
+	path := storetest.DSN(t)
 	st := open(t, path)
 	ctx := context.Background()
 	stock := int64(5)
@@ -192,11 +195,18 @@ func TestGoodsListCacheFollowsWrites(t *testing.T) {
 	if *first().Stock != 5 {
 		t.Fatal("cached stock survived a release")
 	}
-	// Another process's write is seen within the cache's TTL.
+	// Another instance's write is seen: on PostgreSQL at once (it is announced), on
+	// SQLite within the cache's TTL.
 	other := open(t, path)
 	other.UpdateGoods(ctx, g.ID, 300, &stock, true)
-	time.Sleep(1100 * time.Millisecond)
-	if first().Price != 300 {
-		t.Fatal("another process's price change never seen")
+	deadline := time.Now().Add(1100 * time.Millisecond)
+	if storetest.Postgres() {
+		deadline = time.Now().Add(200 * time.Millisecond)
+	}
+	for first().Price != 300 {
+		if time.Now().After(deadline) {
+			t.Fatal("another instance's price change not seen in time")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -1,0 +1,102 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"storefront/store"
+	"storefront/store/storetest"
+)
+
+// eventually polls f for up to a second.
+func eventually(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Second); !f(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal(what)
+		}
+	}
+}
+
+// pgPair opens two instances on one fresh PostgreSQL schema.
+func pgPair(t *testing.T) (a, b *store.Store, dsn string) {
+	t.Helper()
+	dsn = storetest.Schema(t, storetest.PostgresURL(t))
+	a, b = open(t, dsn), open(t, dsn)
+	return a, b, dsn
+}
+
+// A logout on one instance ends the session on the other, which had it cached.
+func TestSessionEndedOnOneInstanceEndsOnAll(t *testing.T) {
+	a, b, _ := pgPair(t)
+	ctx := context.Background()
+	u, _ := a.CreateUser(ctx, "s@example.com", "x")
+	id, err := a.StartSession(ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := a.StartSession(ctx, u.ID)
+	for _, sid := range []string{id, other} {
+		if got, err := b.SessionUser(ctx, sid); err != nil || got != u.ID {
+			t.Fatalf("b reads the session: %d %v", got, err)
+		}
+	}
+	if err := a.EndSession(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "b still serves a session a ended", func() bool {
+		_, err := b.SessionUser(ctx, id)
+		return errors.Is(err, store.ErrNotFound)
+	})
+	// A password change on b ends the other sessions everywhere, a's cache included.
+	if got, err := a.SessionUser(ctx, other); err != nil || got != u.ID {
+		t.Fatalf("a reads the other session: %d %v", got, err)
+	}
+	keep, _ := b.StartSession(ctx, u.ID)
+	if err := b.EndOtherSessions(ctx, u.ID, keep); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a still serves a session b's password change ended", func() bool {
+		_, err := a.SessionUser(ctx, other)
+		return errors.Is(err, store.ErrNotFound)
+	})
+	if got, err := a.SessionUser(ctx, keep); err != nil || got != u.ID {
+		t.Fatalf("the session kept by the password change: %d %v", got, err)
+	}
+}
+
+// While an instance can't hear the others it serves nothing from its caches, and once
+// it hears again it has forgotten what it cached before.
+func TestDeafInstanceBypassesCaches(t *testing.T) {
+	a, b, dsn := pgPair(t)
+	ctx := context.Background()
+	u, _ := a.CreateUser(ctx, "d@example.com", "x")
+	id, _ := a.StartSession(ctx, u.ID)
+	if _, err := b.SessionUser(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	raw := storetest.Open(t, dsn)
+	// Cut every listening connection of this schema's instances (the server-side view
+	// of a network failure); b must stop trusting its cache.
+	raw.MustExec(t, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'storefront-listener'
+		AND pid <> pg_backend_pid()`)
+	// The session is deleted behind everyone's back: no announcement at all.
+	raw.MustExec(t, `DELETE FROM sessions`)
+	eventually(t, "b served a cached session while it could not hear, or after it heard again", func() bool {
+		_, err := b.SessionUser(ctx, id)
+		return errors.Is(err, store.ErrNotFound)
+	})
+	// And it listens again: a change announced now reaches it.
+	id2, _ := a.StartSession(ctx, u.ID)
+	time.Sleep(300 * time.Millisecond) // reconnected by now (it retries from 100 ms)
+	if _, err := b.SessionUser(ctx, id2); err != nil {
+		t.Fatal(err)
+	}
+	a.EndSession(ctx, id2)
+	eventually(t, "b did not hear again after reconnecting", func() bool {
+		_, err := b.SessionUser(ctx, id2)
+		return errors.Is(err, store.ErrNotFound)
+	})
+}

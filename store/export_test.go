@@ -1,0 +1,37 @@
+package store
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Describe lists the database's tables, columns, constraints and indexes (for tests
+// comparing a fresh schema with an upgraded one).
+func (s *Store) Describe(ctx context.Context) ([]string, error) { return s.dl.describe(ctx, s.db) }
+
+// MigrateTo brings the database at dsn to version v of schema only, as a release that
+// ended at v left it.
+func MigrateTo(dsn, schema string, v int) error {
+	ms, err := parseMigrations(schema)
+	if err != nil {
+		return err
+	}
+	cut := len(schema)
+	if v < len(ms) {
+		cut = strings.Index(schema, "-- migrate "+strconv.Itoa(v+1))
+	}
+	dl := dialectOf(dsn)
+	var st *Store
+	if dl.name == postgres.name {
+		st, err = openPostgres(dsn, schema[:cut])
+	} else {
+		st, err = openSQLite(dsn, schema[:cut])
+	}
+	if err != nil {
+		return err
+	}
+	st.dl, st.now = dl, time.Now
+	return st.Close()
+}
