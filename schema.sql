@@ -301,3 +301,18 @@ CREATE TABLE reconciliation_diffs (
 CREATE INDEX reconciliation_diffs_date ON reconciliation_diffs (bill_date, id);
 CREATE INDEX payment_events_trade_no ON payment_events (trade_no) WHERE trade_no <> '';
 CREATE INDEX refunds_settled_at ON refunds (settled_at) WHERE status = 'succeeded';
+
+-- Due work is leased: a worker claims a batch of orders or refunds for LeaseTTL, so
+-- instances sharing one database never work the same item at once, and the items of an
+-- instance that died are taken over once its lease has run out.
+ALTER TABLE orders ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE orders ADD COLUMN lease_until TEXT;
+ALTER TABLE refunds ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE refunds ADD COLUMN lease_until TEXT;
+-- Jobs one instance at a time does for all (the daily reconciliation, the janitors):
+-- one row per job, naming who holds it and until when.
+CREATE TABLE leases (
+    name       TEXT PRIMARY KEY,
+    owner      TEXT NOT NULL,
+    held_until TEXT NOT NULL
+);

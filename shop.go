@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -49,6 +50,13 @@ func runShop(ctx context.Context, getenv func(string) string, out io.Writer, log
 		return err
 	}
 	defer st.Close()
+	st.SetLeaseTTL(cfg.LeaseTTL)
+	st.SetInstance(instanceName(cfg.Addr))
+	if st.Engine() == "postgres" {
+		// Several instances may share the database: every line says which one wrote it.
+		log = log.With("instance", st.Instance())
+		log.Info("on PostgreSQL: background work shared with any other instance on this database", "lease_ttl", cfg.LeaseTTL)
+	}
 	if cfg.Mode != modeProduction { // a production shop starts with the goods its operator adds
 		if n, err := st.SeedGoods(ctx, demoGoods()); err != nil {
 			return err
@@ -105,6 +113,16 @@ func runShop(ctx context.Context, getenv func(string) string, out io.Writer, log
 			wg.Go(func() { emu.Run(wctx) })
 		}
 	})
+}
+
+// instanceName is this process's name among instances sharing a database: its host and
+// listening address, the same after a restart (see store.SetInstance).
+func instanceName(addr string) string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return host + "/" + addr
 }
 
 // newServer sets every timeout: a slow client can't hold a connection forever.

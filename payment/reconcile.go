@@ -156,19 +156,25 @@ func (s *Service) fetchBill(ctx context.Context, day string) ([]BillRow, error) 
 
 // ReconcileYesterday is the daily worker's step: from billHour Beijing time it
 // reconciles yesterday (once done, not again), asking again every hour while the bill
-// is not ready or Alipay can't be reached.
+// is not ready or Alipay can't be reached. One instance does it for all: the check
+// that it is due is repeated under the job's lease.
 func (s *Service) ReconcileYesterday(ctx context.Context) error {
 	now := s.now()
 	if now.In(shanghai.Location()).Hour() < billHour {
 		return nil
 	}
 	day := midnight(now).AddDate(0, 0, -1)
-	prev, err := s.st.ReconciliationOf(ctx, day.Format("2006-01-02"))
-	if err == nil && (prev.Status != "failed" || now.Before(prev.NextTryAt.Time)) {
-		return nil // done, or not due again yet
-	}
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	if due, _, err := s.reconcileDue(ctx, now, day); !due || err != nil {
 		return err
+	}
+	ok, err := s.st.TakeLease(ctx, store.JobDailyReconciliation, dailyLease)
+	if !ok || err != nil {
+		return err // another instance is at it
+	}
+	defer s.st.ReleaseLease(context.WithoutCancel(ctx), store.JobDailyReconciliation)
+	due, prev, err := s.reconcileDue(ctx, now, day)
+	if !due || err != nil {
+		return err // done meanwhile by the instance that held the lease before
 	}
 	_, _, err = s.ReconcileDay(ctx, day)
 	if err == nil {
@@ -184,4 +190,20 @@ func (s *Service) ReconcileYesterday(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// dailyLease bounds one daily reconciliation: a bill download (256 MiB at most) and
+// comparing it; an instance that dies holding it delays the next try by this much.
+const dailyLease = 10 * time.Minute
+
+// reconcileDue reports whether day still needs reconciling at now, and its last attempt.
+func (s *Service) reconcileDue(ctx context.Context, now, day time.Time) (bool, store.Reconciliation, error) {
+	prev, err := s.st.ReconciliationOf(ctx, day.Format("2006-01-02"))
+	if err == nil && (prev.Status != "failed" || now.Before(prev.NextTryAt.Time)) {
+		return false, prev, nil // done, or not due again yet
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return false, prev, err
+	}
+	return true, prev, nil
 }

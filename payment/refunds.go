@@ -151,14 +151,21 @@ func refundOutcome(rspErr alipay.Error, err error) (refundResult, string) {
 // lost to a timeout, a crash after Alipay said yes), then, if Alipay never received it,
 // sends the same out_request_no again. It returns how many it settled.
 func (s *Service) SettleRefunds(ctx context.Context) (int, error) {
-	due, err := s.st.DueRefunds(ctx, s.now(), batch)
+	due, claim, err := s.st.ClaimRefunds(ctx, s.now(), batch)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	var down error
-	for _, r := range due {
-		if ctx.Err() != nil {
+	for i, r := range due {
+		if ctx.Err() != nil || !claim.Live() {
+			ids := make([]int64, 0, len(due)-i)
+			for _, r := range due[i:] {
+				ids = append(ids, r.ID)
+			}
+			if err := s.st.ReleaseRefunds(context.WithoutCancel(ctx), ids...); err != nil {
+				s.log.Warn("releasing refund leases; they run out by themselves", "err", err)
+			}
 			return n, ctx.Err()
 		}
 		settled, err := s.settleOne(ctx, r)
@@ -190,7 +197,7 @@ func (s *Service) settleOne(ctx context.Context, r store.Refund) (bool, error) {
 	}
 	raw, _ := json.Marshal(q)
 	ev := store.Event{Source: store.SourceRefundQuery, OutTradeNo: r.OutTradeNo, TradeNo: r.TradeNo, Raw: string(raw),
-		OrderID: sqlID(r.OrderID), RequestID: "worker:refunds"}
+		OrderID: sqlID(r.OrderID), RequestID: s.workerID("refunds")}
 	// 10000 alone is not success: the status and the amount say whether it was made.
 	amount, aerr := money.Parse(q.RefundAmount)
 	if code == "" && q.RefundStatus == "REFUND_SUCCESS" && aerr == nil && amount == r.Amount {

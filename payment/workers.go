@@ -18,10 +18,13 @@ const maxBackoff = time.Hour
 // maxIdle caps the pause between worker passes while Alipay is unreachable.
 const maxIdle = time.Minute
 
-// RunWorkers runs expiry and reconciliation every interval until ctx is done. Both
-// work off the database, so a restarted shop picks up where it stopped. While Alipay
-// can't be reached the pause doubles (up to maxIdle), so an outage isn't hammered with
-// the same close calls every second.
+// RunWorkers runs the background work every interval until ctx is done: expiry,
+// reconciliation queries, refund settlement, the daily reconciliation, auto-receive and
+// session purging. All of it works off the database through leases (see store's
+// leases.go), so a restarted shop picks up where it stopped and instances sharing a
+// database share the work, each item done by one. While Alipay can't be reached the
+// pause doubles (up to maxIdle), so an outage isn't hammered with the same close calls
+// every second.
 func (s *Service) RunWorkers(ctx context.Context, interval time.Duration) {
 	wait := interval
 	for {
@@ -39,11 +42,7 @@ func (s *Service) RunWorkers(ctx context.Context, interval time.Duration) {
 		if err := s.ReconcileYesterday(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("daily reconciliation; will retry", "err", err)
 		}
-		if n, err := s.st.AutoReceive(ctx, s.now().Add(-s.cfg.AutoReceive)); err != nil && ctx.Err() == nil {
-			s.log.Error("auto-receive worker", "err", err)
-		} else if n > 0 {
-			s.log.Info("shipped orders received automatically", "count", n)
-		}
+		s.janitors(ctx)
 		if errors.Is(errExp, ErrGatewayDown) {
 			wait = min(wait*2, maxIdle)
 		} else {
@@ -59,21 +58,68 @@ func (s *Service) RunWorkers(ctx context.Context, interval time.Duration) {
 	}
 }
 
+// Janitor jobs run by one instance for all, at most once per period each: the lease
+// is taken for the period and not given back.
+const (
+	autoReceiveEvery = time.Minute
+	purgeEvery       = time.Hour
+)
+
+// janitors runs the periodic jobs whose lease this instance gets.
+func (s *Service) janitors(ctx context.Context) {
+	if ok, err := s.st.TakeLease(ctx, store.JobAutoReceive, autoReceiveEvery); err != nil && ctx.Err() == nil {
+		s.log.Error("auto-receive lease", "err", err)
+	} else if ok {
+		if n, err := s.st.AutoReceive(ctx, s.now().Add(-s.cfg.AutoReceive)); err != nil && ctx.Err() == nil {
+			s.log.Error("auto-receive worker", "err", err)
+		} else if n > 0 {
+			s.log.Info("shipped orders received automatically", "count", n)
+		}
+	}
+	if ok, err := s.st.TakeLease(ctx, store.JobPurgeSessions, purgeEvery); err != nil && ctx.Err() == nil {
+		s.log.Error("session purge lease", "err", err)
+	} else if ok {
+		if n, err := s.st.PurgeSessions(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("session purge", "err", err)
+		} else if n > 0 {
+			s.log.Info("expired sessions purged", "count", n)
+		}
+	}
+}
+
+// workerID is the request id of a worker's events: the worker and the instance it ran
+// on, so an order's timeline says which instance of several did what.
+func (s *Service) workerID(worker string) string {
+	return "worker:" + worker + "@" + s.st.Instance()
+}
+
+// releaseRest gives back the leases of the orders a pass did not get to.
+func (s *Service) releaseRest(ctx context.Context, os []store.Order) {
+	ids := make([]int64, len(os))
+	for i, o := range os {
+		ids[i] = o.ID
+	}
+	if err := s.st.ReleaseOrders(context.WithoutCancel(ctx), ids...); err != nil {
+		s.log.Warn("releasing order leases; they run out by themselves", "err", err)
+	}
+}
+
 // ExpireDue closes unpaid orders past their expiry (trade.close first, same race rule
 // as Cancel) and returns how many it closed or found paid; the error wraps
 // ErrGatewayDown if Alipay could not be reached for some of them.
 func (s *Service) ExpireDue(ctx context.Context) (int, error) {
-	os, err := s.st.DueForExpiry(ctx, s.now(), batch)
+	os, claim, err := s.st.ClaimExpiry(ctx, s.now(), batch)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	var down error
-	for _, o := range os {
-		if ctx.Err() != nil {
+	for i, o := range os {
+		if ctx.Err() != nil || !claim.Live() {
+			s.releaseRest(ctx, os[i:])
 			return n, ctx.Err()
 		}
-		err := s.Expire(ctx, o, "worker:expiry")
+		err := s.Expire(ctx, o, s.workerID("expiry"))
 		switch {
 		case err == nil:
 			n++
@@ -84,6 +130,7 @@ func (s *Service) ExpireDue(ctx context.Context) (int, error) {
 		case errors.Is(err, store.ErrNotUnpaid):
 		default:
 			s.log.Warn("expiry failed; will retry", "out_trade_no", o.OutTradeNo, "err", err)
+			s.releaseRest(ctx, os[i:i+1])
 			if errors.Is(err, ErrGatewayDown) {
 				down = err
 			}
@@ -96,16 +143,17 @@ func (s *Service) ExpireDue(ctx context.Context) (int, error) {
 // the answers; it returns how many orders changed state.
 func (s *Service) ReconcileDue(ctx context.Context) (int, error) {
 	now := s.now()
-	os, err := s.st.DueForReconcile(ctx, now, batch)
+	os, claim, err := s.st.ClaimReconcile(ctx, now, batch)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
-	for _, o := range os {
-		if ctx.Err() != nil {
+	for i, o := range os {
+		if ctx.Err() != nil || !claim.Live() {
+			s.releaseRest(ctx, os[i:])
 			return n, ctx.Err()
 		}
-		ev, err := s.Reconcile(ctx, o, "worker:reconcile")
+		ev, err := s.Reconcile(ctx, o, s.workerID("reconcile"))
 		if err != nil {
 			s.log.Warn("reconcile query failed; will retry", "out_trade_no", o.OutTradeNo, "err", err)
 		} else if ev.Verdict == store.VerdictApplied {

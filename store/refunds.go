@@ -293,19 +293,14 @@ func (s *Store) FailRefund(ctx context.Context, id int64, reason string) error {
 	})
 }
 
-// RetryRefund schedules the next attempt at a pending refund.
+// RetryRefund schedules the next attempt at a pending refund and gives back this
+// instance's lease on it.
 func (s *Store) RetryRefund(ctx context.Context, id int64, next time.Time, why string) error {
-	_, err := s.wdb.ExecContext(ctx, `UPDATE refunds SET attempts = attempts + 1, next_try_at = ?, fail_reason = ?
-		WHERE id = ? AND status = 'pending'`, At(next), truncateUTF8(why, 500), id)
+	_, err := s.wdb.ExecContext(ctx, `UPDATE refunds SET attempts = attempts + 1, next_try_at = ?, fail_reason = ?,
+		        lease_owner = CASE WHEN lease_owner = ? THEN '' ELSE lease_owner END,
+		        lease_until = CASE WHEN lease_owner = ? THEN NULL ELSE lease_until END
+		WHERE id = ? AND status = 'pending'`, At(next), truncateUTF8(why, 500), s.instance, s.instance, id)
 	return err
-}
-
-// DueRefunds lists pending refunds whose next attempt is due at now.
-func (s *Store) DueRefunds(ctx context.Context, now time.Time, limit int) ([]Refund, error) {
-	var rs []Refund
-	err := s.db.SelectContext(ctx, &rs, `SELECT `+refundColumns+` FROM refunds r JOIN orders o ON o.id = r.order_id
-		WHERE r.status = 'pending' AND r.next_try_at <= ? ORDER BY r.next_try_at LIMIT ?`, At(now), limit)
-	return rs, err
 }
 
 // RefundByID reads one refund; ErrNotFound if none.
