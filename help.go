@@ -15,6 +15,7 @@ var commands = []struct{ usage, meaning string }{
 	{"go run . operator add EMAIL", "create a back-office operator, or set a new password (read from the terminal, or OPERATOR_PASSWORD)"},
 	{"go run . reconcile [DATE]", "compare Alipay's trade bill of DATE (yyyy-mm-dd, Beijing; default yesterday) with the shop's payments and refunds, and list the differences"},
 	{"go run . backup FILE", "write a consistent copy of the live SQLite database to FILE while the shop serves"},
+	{"go run . migrate-to postgres://…", "copy the shop's SQLite data (DB) into an empty PostgreSQL database, every table's count checked; stop the shop first"},
 }
 
 // runHelp prints every command and every setting with its default and meaning.

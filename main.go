@@ -7,6 +7,7 @@
 //	go run . backup FILE   a consistent copy of the live database
 //	go run . operator add EMAIL   a back-office operator
 //	go run . reconcile [DATE]     compare a day's Alipay trade bill with the shop
+//	go run . migrate-to postgres://…   move the shop's SQLite data to PostgreSQL
 package main
 
 import (
@@ -48,6 +49,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 		return runReconcile(ctx, args[1:], getenv, os.Stdout, log)
 	case "operator":
 		return runOperator(ctx, args[1:], getenv, os.Stdin, os.Stdout)
+	case "migrate-to":
+		return runMigrateTo(ctx, args[1:], getenv, os.Stdout)
 	}
 	return fmt.Errorf("unknown command %q: run \"go run . help\" for the commands and settings", args[0])
 }

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"storefront/shoptest"
+	"storefront/store"
+	"storefront/store/storetest"
+)
+
+// runUntil runs the shop with env until stop is called, and returns its base URL.
+func runUntil(t *testing.T, env map[string]string) (base string, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	errc := make(chan error, 1)
+	wg.Go(func() {
+		errc <- runShop(ctx, func(k string) string { return env[k] }, io.Discard, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	})
+	stop = sync.OnceFunc(func() { cancel(); wg.Wait() })
+	t.Cleanup(stop)
+	base = "http://" + env["ADDR"]
+	for range 200 {
+		select {
+		case err := <-errc:
+			t.Fatalf("runShop: %v", err)
+		default:
+		}
+		if resp, err := http.Get(base + "/healthz"); err == nil {
+			resp.Body.Close()
+			return base, stop
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("shop did not start")
+	return "", nil
+}
+
+// buyAndPay buys goods 1 as b and pays at the emulator mounted on base, until db says
+// paid; it returns the order number.
+func buyAndPay(t *testing.T, base string, b *shoptest.Browser, db *storetest.Raw) string {
+	t.Helper()
+	r := b.Post(t, "/purchase/1", nil)
+	if r.Status != http.StatusSeeOther {
+		t.Fatalf("purchase: %d %.300s", r.Status, r.Body)
+	}
+	u, _ := url.Parse(r.Location)
+	var biz struct {
+		OutTradeNo string `json:"out_trade_no"`
+	}
+	if err := json.Unmarshal([]byte(u.Query().Get("biz_content")), &biz); err != nil {
+		t.Fatal(err)
+	}
+	if r := b.Get(t, r.Location); r.Status != http.StatusOK { // the cashier: the emulator makes the trade
+		t.Fatalf("cashier: %d", r.Status)
+	}
+	resp, err := http.Post(base+"/sandbox/api/trades/"+biz.OutTradeNo+"/pay", "application/x-www-form-urlencoded", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("pay: %d", resp.StatusCode)
+	}
+	for range 100 { // the emulator's notify arrives
+		var status string
+		if db.Get(&status, `SELECT status FROM orders WHERE out_trade_no = ?`, biz.OutTradeNo); status == "paid" {
+			return biz.OutTradeNo
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("order %s never paid", biz.OutTradeNo)
+	return ""
+}
+
+// A shop on SQLite, moved with migrate-to, runs on PostgreSQL with every row there: the
+// shopper is still logged in and sees the old order, new orders continue the ids, and a
+// second copy into the same database is refused.
+func TestMigrateToPostgres(t *testing.T) {
+	dst := storetest.Schema(t, storetest.PostgresURL(t))
+	dir := t.TempDir()
+	sqlitePath := filepath.Join(dir, "shop.db")
+	env := map[string]string{"ADDR": shoptest.FreeAddr(t), "DB": sqlitePath, "KEYS_DIR": filepath.Join(dir, "keys")}
+	base, stop := runUntil(t, env)
+	b := (&shoptest.Shop{URL: base}).Browser()
+	b.Signup(t, "move@example.com")
+	src, pg := storetest.Open(t, sqlitePath), storetest.Open(t, dst)
+	first := buyAndPay(t, base, b, src)
+	r := b.Post(t, "/cart/items", url.Values{"goods_id": {"2"}, "qty": {"2"}})
+	if r.Status != http.StatusSeeOther {
+		t.Fatalf("cart: %d", r.Status)
+	}
+	stop()
+
+	var out bytes.Buffer
+	getenv := func(k string) string { return env[k] }
+	if err := runMigrateTo(context.Background(), []string{dst}, getenv, &out); err != nil {
+		t.Fatalf("migrate-to: %v\n%s", err, out.String())
+	}
+	t.Logf("migrate-to said:\n%s", out.String())
+	var tables []string
+	if err := src.Select(&tables, `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range tables {
+		var want, got int
+		src.Get(&want, `SELECT COUNT(*) FROM `+table)
+		if err := pg.Get(&got, `SELECT COUNT(*) FROM `+table); err != nil || got != want {
+			t.Errorf("%s: %d rows in SQLite, %d in PostgreSQL (%v)", table, want, got, err)
+		}
+		if !strings.Contains(out.String(), table) {
+			t.Errorf("migrate-to did not report %s", table)
+		}
+	}
+	var token, pgToken string
+	src.Get(&token, `SELECT token FROM installation`)
+	pg.Get(&pgToken, `SELECT token FROM installation`)
+	if token == "" || token != pgToken {
+		t.Fatalf("installation token %q became %q", token, pgToken)
+	}
+
+	// The shop on PostgreSQL, same keys: the same browser is still logged in.
+	env["DB"] = dst
+	env["ADDR"] = shoptest.FreeAddr(t)
+	base2, _ := runUntil(t, env)
+	b.Client.Jar.SetCookies(mustURL(base2), b.Client.Jar.Cookies(mustURL(base)))
+	moved := (&shoptest.Shop{URL: base2}).Browser()
+	moved.Client.Jar = b.Client.Jar
+	if page := moved.Get(t, "/orders/"+first); page.Status != http.StatusOK || !strings.Contains(page.Body, first) {
+		t.Fatalf("the moved order on PostgreSQL: %d %.300s", page.Status, page.Body)
+	}
+	if page := moved.Get(t, "/cart"); !strings.Contains(page.Body, "×") && !strings.Contains(page.Body, "2") {
+		t.Fatalf("the cart did not move: %.300s", page.Body)
+	}
+	second := buyAndPay(t, base2, moved, pg)
+	var ids []int64
+	if err := pg.Select(&ids, `SELECT id FROM orders ORDER BY id`); err != nil || len(ids) != 2 {
+		t.Fatalf("orders on PostgreSQL: %v %v", ids, err)
+	}
+	if second == first || ids[1] <= ids[0] {
+		t.Fatalf("ids after the move: %v", ids)
+	}
+
+	// Into a database that has data: refused, nothing changed.
+	env["DB"] = sqlitePath
+	out.Reset()
+	err := runMigrateTo(context.Background(), []string{dst}, getenv, &out)
+	if err == nil || !errors.Is(err, store.ErrNotEmpty) {
+		t.Fatalf("a second migrate-to into a used database: %v", err)
+	}
+	var n int
+	pg.Get(&n, `SELECT COUNT(*) FROM orders`)
+	if n != 2 {
+		t.Fatalf("the refused copy changed the database: %d orders", n)
+	}
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
