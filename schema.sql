@@ -316,3 +316,10 @@ CREATE TABLE leases (
     owner      TEXT NOT NULL,
     held_until TEXT NOT NULL
 );
+-- Uploaded goods images live in the database, so every instance (and every backup) has
+-- them; MEDIA_DIR only caches them as files.
+CREATE TABLE media (
+    name       TEXT PRIMARY KEY, -- content hash and type: 32 hex digits, .png or .jpg
+    data       BLOB NOT NULL,
+    created_at TEXT NOT NULL
+);

@@ -12,6 +12,8 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -195,6 +197,21 @@ func TestGoodsManagement(t *testing.T) {
 	if img.Status != 200 || img.Header.Get("Content-Type") != "image/png" || img.Header.Get("X-Content-Type-Options") != "nosniff" ||
 		!strings.Contains(img.Header.Get("Content-Security-Policy"), "sandbox") {
 		t.Fatalf("image served %d %v", img.Status, img.Header)
+	}
+	// The picture is kept in the database: an instance without the file (another
+	// machine, a cleared cache) serves the same bytes, and caches them again.
+	cached := filepath.Join(shop.MediaDir, strings.TrimPrefix(g.Image, "/media/"))
+	if err := os.Remove(cached); err != nil {
+		t.Fatalf("the upload was not cached in MEDIA_DIR: %v", err)
+	}
+	if again := buyer.Get(t, g.Image); again.Status != 200 || again.Body != img.Body || again.Header.Get("Content-Type") != "image/png" {
+		t.Fatalf("without the cached file: %d, %d bytes (want %d)", again.Status, len(again.Body), len(img.Body))
+	}
+	if _, err := os.Stat(cached); err != nil {
+		t.Fatalf("not cached again: %v", err)
+	}
+	if missing := buyer.Get(t, "/media/0123456789abcdef0123456789abcdef.png"); missing.Status != http.StatusNotFound {
+		t.Fatalf("an unknown picture: %d", missing.Status)
 	}
 	for where, page := range map[string]string{"home": buyer.Get(t, "/").Body, "goods page": buyer.Get(t, fmt.Sprintf("/goods/%d", g.ID)).Body,
 		"admin list": op.Get(t, "/admin/goods").Body, "admin edit": op.Get(t, fmt.Sprintf("/admin/goods/%d", g.ID)).Body} {

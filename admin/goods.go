@@ -101,7 +101,7 @@ func (h *Handler) saveGoods(c echo.Context, id int64) error {
 	}
 	mf, _ := c.MultipartForm()
 	if fh, err := formImage(mf); err == nil {
-		path, err := saveImage(h.cfg.MediaDir, fh)
+		path, err := saveImage(c.Request().Context(), h.st, h.cfg.MediaDir, fh)
 		if err != nil {
 			return again("image", web.Classify(err).Msg)
 		}

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -17,6 +18,7 @@ import (
 	_ "golang.org/x/image/webp" // WebP decoding, so a WebP upload is checked like the others
 
 	"storefront/payment"
+	"storefront/store"
 	"storefront/web"
 )
 
@@ -30,13 +32,14 @@ const maxPixels = 24_000_000
 // errImage is an upload that is not an image the shop takes.
 func errImage(msg string) error { return web.BadRequest(msg) }
 
-// saveImage checks an uploaded picture by its content and keeps it in dir under a name
+// saveImage checks an uploaded picture by its content and keeps it in the database (and
+// dir) under a name
 // made of its hash; it returns the path the shop serves it at (/media/…). Only PNG,
 // JPEG and WebP, at most 2 MiB, that decode as pictures, with nothing before or after
 // the picture and no markup anywhere (an SVG with a script, an HTML/image polyglot, a
 // file whose name or type header lies are all refused). What is stored is the picture
 // encoded again by the shop (PNG, or JPEG for a photo), never the uploaded bytes.
-func saveImage(dir string, fh *multipart.FileHeader) (string, error) {
+func saveImage(ctx context.Context, st *store.Store, dir string, fh *multipart.FileHeader) (string, error) {
 	f, err := fh.Open()
 	if err != nil {
 		return "", errImage("无法读取上传的图片。")
@@ -88,8 +91,13 @@ func saveImage(dir string, fh *multipart.FileHeader) (string, error) {
 	}
 	sum := sha256.Sum256(out.Bytes())
 	name := hex.EncodeToString(sum[:16]) + ext
-	if err := payment.WriteFile(filepath.Join(dir, name), out.Bytes(), 0o644); err != nil {
+	// The database is where it is kept (every instance serves it); the file is this
+	// instance's cache of it.
+	if err := st.SaveMedia(ctx, name, out.Bytes()); err != nil {
 		return "", err
+	}
+	if dir != "" {
+		_ = payment.WriteFile(filepath.Join(dir, name), out.Bytes(), 0o644)
 	}
 	return "/media/" + name, nil
 }

@@ -166,7 +166,8 @@ func copyOrder(ctx context.Context, tx txn) ([]string, error) {
 }
 
 // copyTable streams table's rows from SQLite into PostgreSQL with COPY, converting
-// SQLite's 0/1 to booleans where PostgreSQL has them, and returns how many it copied.
+// SQLite's 0/1 to booleans and its text and blobs to the column's kind where PostgreSQL
+// is strict about them, and returns how many it copied.
 func copyTable(ctx context.Context, src txn, dst pgx.Tx, table string) (int64, error) {
 	var cols []struct {
 		Name string `db:"column_name"`
@@ -206,19 +207,19 @@ func copyTable(ctx context.Context, src txn, dst pgx.Tx, table string) (int64, e
 		return 0, err
 	}
 	defer r.Close()
-	isBool := make([]bool, len(cols))
+	types := make([]string, len(cols))
 	for i, c := range cols {
-		isBool[i] = c.Type == "boolean"
+		types[i] = c.Type
 	}
-	return dst.CopyFrom(ctx, pgx.Identifier{table}, names, &sqliteRows{rows: r, isBool: isBool})
+	return dst.CopyFrom(ctx, pgx.Identifier{table}, names, &sqliteRows{rows: r, types: types})
 }
 
-// sqliteRows feeds COPY from an SQLite query.
+// sqliteRows feeds COPY from an SQLite query; types are the PostgreSQL columns'.
 type sqliteRows struct {
-	rows   *sqlx.Rows
-	isBool []bool
-	vals   []any
-	err    error
+	rows  *sqlx.Rows
+	types []string
+	vals  []any
+	err   error
 }
 
 func (r *sqliteRows) Next() bool {
@@ -232,9 +233,15 @@ func (r *sqliteRows) Next() bool {
 	for i, v := range r.vals {
 		switch x := v.(type) {
 		case []byte:
-			r.vals[i] = string(x)
+			if r.types[i] == "text" {
+				r.vals[i] = string(x)
+			}
+		case string:
+			if r.types[i] == "bytea" {
+				r.vals[i] = []byte(x)
+			}
 		case int64:
-			if r.isBool[i] {
+			if r.types[i] == "boolean" {
 				r.vals[i] = x != 0
 			}
 		}
