@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"storefront/shoptest"
+	"storefront/store/storetest"
 )
 
 // Budgets. The build is apart: a cold cgo build of sqlite can take a minute on CI.
@@ -195,7 +196,7 @@ func startShop(t *testing.T, bin string) (string, *shoptest.SyncBuffer) {
 	cmd.Dir = dir // anything the shop writes by default lands here, not in the repo
 	cmd.Env = append(cleanEnv(),
 		"ADDR="+addr,
-		"DB="+filepath.Join(dir, "shop.db"),
+		"DB="+storetest.DSN(t), // an SQLite file, or with TEST_DB=postgres a PostgreSQL schema
 		"KEYS_DIR="+filepath.Join(dir, "keys"),
 		"SANDBOX_DB="+filepath.Join(dir, "sandbox.db"),
 	)
