@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/jmoiron/sqlx"
+
 	"storefront/money"
 )
 
@@ -168,8 +170,11 @@ func (s *Store) Checkout(ctx context.Context, n NewOrder) (Order, []OrderItem, e
 			GoodsID int64 `db:"goods_id"`
 			Qty     int64 `db:"qty"`
 		}{}
+		// The lines are locked as they are read (PostgreSQL), so the same cart checked out
+		// twice at once — a double click reaching two instances — makes one order: the
+		// second checkout finds the lines gone and the cart empty.
 		if err := tx.SelectContext(ctx, &rows,
-			`SELECT goods_id, qty FROM cart_items WHERE user_id = ? ORDER BY added_at, goods_id`, n.UserID); err != nil {
+			`SELECT goods_id, qty FROM cart_items WHERE user_id = ? ORDER BY added_at, goods_id`+s.dl.forUpdate, n.UserID); err != nil {
 			return err
 		}
 		n.Lines = n.Lines[:0]
@@ -181,7 +186,16 @@ func (s *Store) Checkout(ctx context.Context, n NewOrder) (Order, []OrderItem, e
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM cart_items WHERE user_id = ?`, n.UserID)
+		// Only the lines ordered: one added meanwhile in another tab stays in the cart.
+		ids := make([]int64, len(rows))
+		for i, r := range rows {
+			ids[i] = r.GoodsID
+		}
+		q, args, err := sqlx.In(`DELETE FROM cart_items WHERE user_id = ? AND goods_id IN (?)`, n.UserID, ids)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, q, args...)
 		return err
 	})
 	if err == nil && reserved {

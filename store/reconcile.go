@@ -91,15 +91,17 @@ func (s *Store) SaveReconciliation(ctx context.Context, r Reconciliation, diffs 
 	r.CheckedAt = At(s.now())
 	r.Differences = len(diffs)
 	return s.inTx(ctx, func(tx txn) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM reconciliation_diffs WHERE bill_date = ?`, r.BillDate); err != nil {
-			return err
-		}
+		// The day's row first: it locks the day, so two runs saving at once (the worker
+		// and the command, on PostgreSQL) replace each other's differences, never add up.
 		if _, err := tx.ExecContext(ctx, `INSERT INTO reconciliations (bill_date, status, payments, refunds, differences, error, attempts, next_try_at, checked_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (bill_date) DO UPDATE SET status = excluded.status, payments = excluded.payments, refunds = excluded.refunds,
 				differences = excluded.differences, error = excluded.error, attempts = excluded.attempts,
 				next_try_at = excluded.next_try_at, checked_at = excluded.checked_at`,
 			r.BillDate, r.Status, r.Payments, r.Refunds, r.Differences, truncateUTF8(r.Error, 500), r.Attempts, r.NextTryAt, r.CheckedAt); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM reconciliation_diffs WHERE bill_date = ?`, r.BillDate); err != nil {
 			return err
 		}
 		for _, d := range diffs {
