@@ -85,6 +85,9 @@ func (s *Store) AddAddress(ctx context.Context, a Address) (Address, error) {
 	}
 	a.CreatedAt = At(s.now())
 	err := s.inTx(ctx, func(tx txn) error {
+		if err := s.lockAddressBook(ctx, tx, a.UserID); err != nil {
+			return err
+		}
 		var n int
 		if err := tx.GetContext(ctx, &n, `SELECT COUNT(*) FROM addresses WHERE user_id = ?`, a.UserID); err != nil {
 			return err
@@ -111,6 +114,9 @@ func (s *Store) AddAddress(ctx context.Context, a Address) (Address, error) {
 // SetDefaultAddress makes userID's address id the default; ErrNotFound if it isn't theirs.
 func (s *Store) SetDefaultAddress(ctx context.Context, userID, id int64) error {
 	return s.inTx(ctx, func(tx txn) error {
+		if err := s.lockAddressBook(ctx, tx, userID); err != nil {
+			return err
+		}
 		var n int
 		if err := tx.GetContext(ctx, &n, `SELECT COUNT(*) FROM addresses WHERE id = ? AND user_id = ?`, id, userID); err != nil {
 			return err
@@ -131,6 +137,9 @@ func (s *Store) SetDefaultAddress(ctx context.Context, userID, id int64) error {
 // copy, so nothing else changes.
 func (s *Store) DeleteAddress(ctx context.Context, userID, id int64) error {
 	return s.inTx(ctx, func(tx txn) error {
+		if err := s.lockAddressBook(ctx, tx, userID); err != nil {
+			return err
+		}
 		var a Address
 		if err := tx.GetContext(ctx, &a, `SELECT `+addressColumns+` FROM addresses WHERE id = ? AND user_id = ?`, id, userID); err != nil {
 			return notFound(err)
@@ -145,6 +154,14 @@ func (s *Store) DeleteAddress(ctx context.Context, userID, id int64) error {
 			WHERE id = (SELECT MAX(id) FROM addresses WHERE user_id = ?)`, true, userID)
 		return err
 	})
+}
+
+// lockAddressBook makes tx the only one changing userID's addresses until it ends (the
+// user's row is locked; SQLite's single writer needs nothing), so the count limit and
+// "exactly one default" hold with writers on several instances.
+func (s *Store) lockAddressBook(ctx context.Context, tx txn, userID int64) error {
+	var id int64
+	return notFound(tx.GetContext(ctx, &id, `SELECT id FROM users WHERE id = ?`+s.dl.forUpdate, userID))
 }
 
 // addressFor reads the address an order will ship to: userID's address id, or with id 0
