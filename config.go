@@ -47,7 +47,8 @@ var settings = []setting{
 	{"ALIPAY_CERT_MODE", "unset", "1 in local mode: the emulator issues the three certificates into KEYS_DIR and both sides run in certificate mode (公钥证书); sandbox/production use certificate mode when KEYS_DIR holds appCertPublicKey.crt, alipayRootCert.crt and alipayCertPublicKey_RSA2.crt"},
 	{"SANDBOX_REFUND_WINDOW", "2160h", "local emulator only: how long after payment a trade can be refunded before it turns TRADE_FINISHED (divided by SANDBOX_TIME_SCALE)"},
 	{"SANDBOX_TIME_SCALE", "1", "local emulator only: divides its notify schedule and relative expiry (3600 = an hour per second)"},
-	{"MEDIA_DIR", "media beside DB (./media on PostgreSQL)", "where goods images uploaded in the back office are kept (served at /media/)"},
+	{"MEDIA_DIR", "media beside DB (./media on PostgreSQL)", "where this instance caches the goods images uploaded in the back office as files (they are kept in the database; served at /media/)"},
+	{"TRUSTED_PROXIES", "unset (no proxy)", "comma-separated addresses or CIDRs of the reverse proxies in front of the shop: from them, the client is read from X-Forwarded-For (for the login limits and logs); from anyone else the header is ignored"},
 	{"LEASE_TTL", "1m", "how long an instance's claim on due background work lasts: work claimed by an instance that died is taken over after this"},
 	{"SANDBOX_DB", "sandbox.db beside DB (./sandbox.db for go run . sandbox or on PostgreSQL)", "the emulator's own SQLite file"},
 	{"SANDBOX_ADDR", "127.0.0.1:9090", "go run . sandbox only: the standalone emulator's address"},
@@ -80,6 +81,7 @@ type config struct {
 	CertMode                           bool          // ALIPAY_CERT_MODE=1: local mode in certificate mode
 	RefundWindow                       time.Duration // SANDBOX_REFUND_WINDOW
 	LeaseTTL                           time.Duration // LEASE_TTL
+	TrustedProxies                     []*net.IPNet  // TRUSTED_PROXIES
 	AutoReceive                        time.Duration // AUTO_RECEIVE: shipped orders count as received after this
 	Pprof                              string        // PPROF_ADDR: profiling endpoint, off unless set
 	DevReload                          bool          // DEV_RELOAD=1: allow templ's live-reload script
@@ -120,6 +122,24 @@ func loadConfig(getenv func(string) string) (config, error) {
 			problems = append(problems, fmt.Sprintf("%s must be a positive duration such as 30m (got %q)", d.key, getenv(d.key)))
 		}
 		*d.dst = v
+	}
+	for _, p := range strings.Split(env("TRUSTED_PROXIES", ""), ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if !strings.Contains(p, "/") {
+			if ip := net.ParseIP(p); ip != nil && ip.To4() != nil {
+				p += "/32"
+			} else {
+				p += "/128"
+			}
+		}
+		_, n, err := net.ParseCIDR(p)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("TRUSTED_PROXIES must list addresses or CIDRs such as 127.0.0.1,10.0.0.0/8 (got %q)", p))
+			continue
+		}
+		c.TrustedProxies = append(c.TrustedProxies, n)
 	}
 	scale, err := strconv.ParseFloat(env("SANDBOX_TIME_SCALE", defaultOf("SANDBOX_TIME_SCALE")), 64)
 	if err != nil || scale < 1 {

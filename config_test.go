@@ -217,3 +217,32 @@ func TestHelpListsEverySetting(t *testing.T) {
 		}
 	}
 }
+
+// TRUSTED_PROXIES takes addresses and CIDRs and refuses anything else by name.
+func TestTrustedProxies(t *testing.T) {
+	cfg, err := loadConfig(func(k string) string {
+		if k == "TRUSTED_PROXIES" {
+			return "127.0.0.1, 10.0.0.0/8 ,::1"
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, n := range cfg.TrustedProxies {
+		got = append(got, n.String())
+	}
+	if strings.Join(got, " ") != "127.0.0.1/32 10.0.0.0/8 ::1/128" {
+		t.Fatalf("TRUSTED_PROXIES parsed as %v", got)
+	}
+	_, err = loadConfig(func(k string) string {
+		if k == "TRUSTED_PROXIES" {
+			return "10.0.0.0/8,proxy.example.com"
+		}
+		return ""
+	})
+	if err == nil || !strings.Contains(err.Error(), `TRUSTED_PROXIES`) || !strings.Contains(err.Error(), "proxy.example.com") {
+		t.Fatalf("a host name in TRUSTED_PROXIES: %v", err)
+	}
+}

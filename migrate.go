@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"time"
 
@@ -13,8 +14,9 @@ import (
 
 // runMigrateTo is `go run . migrate-to postgres://…`: it moves the shop's data from its
 // SQLite file (DB) into an empty PostgreSQL database, checking every table's count, so
-// the shop can then run there (DB=postgres://…). Stop the shop first: if it writes
-// during the copy, nothing is committed and the command says so.
+// the shop can then run there (DB=postgres://…). The shop must be stopped: the command
+// refuses while one answers at ADDR, and holds the SQLite file's write lock while it
+// copies.
 func runMigrateTo(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
 	if len(args) != 1 || !store.IsPostgres(args[0]) {
 		return errors.New("usage: go run . migrate-to postgres://user:password@host/db (DB names the SQLite file to move, as for the shop)")
@@ -25,6 +27,13 @@ func runMigrateTo(ctx context.Context, args []string, getenv func(string) string
 	}
 	if store.IsPostgres(src) {
 		return errors.New("DB is already a PostgreSQL database: migrate-to moves an SQLite file (set DB to its path)")
+	}
+	addr := strings.TrimSpace(getenv("ADDR"))
+	if addr == "" {
+		addr = defaultOf("ADDR")
+	}
+	if shopAnswers(addr) {
+		return fmt.Errorf("a shop answers at %s: stop it first (during the copy its writes would wait and fail, and those after it would stay in %s only)", addr, src)
 	}
 	st, err := store.Open(src, schemaSQL, nil)
 	if err != nil {
@@ -45,6 +54,17 @@ func runMigrateTo(ctx context.Context, args []string, getenv func(string) string
 	fmt.Fprintf(out, "done: %d rows in %v (%.0f rows/s), every table's count checked\n", rows, took.Round(time.Millisecond), float64(rows)/took.Seconds())
 	fmt.Fprintf(out, "now start the shop with DB=%s; keep %s as the last SQLite copy until you are happy\n", redactURL(args[0]), src)
 	return nil
+}
+
+// shopAnswers reports whether a shop is serving at addr (its /healthz answers 200).
+func shopAnswers(addr string) bool {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + addr + "/healthz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 // redactURL hides the password of a database URL for printing.

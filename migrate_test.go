@@ -92,7 +92,8 @@ func TestMigrateToPostgres(t *testing.T) {
 	dst := storetest.Schema(t, storetest.PostgresURL(t))
 	dir := t.TempDir()
 	sqlitePath := filepath.Join(dir, "shop.db")
-	env := map[string]string{"ADDR": shoptest.FreeAddr(t), "DB": sqlitePath, "KEYS_DIR": filepath.Join(dir, "keys")}
+	env := map[string]string{"ADDR": shoptest.FreeAddr(t), "DB": sqlitePath, "KEYS_DIR": filepath.Join(dir, "keys"),
+		"SANDBOX_DB": filepath.Join(dir, "sandbox.db"), "MEDIA_DIR": filepath.Join(dir, "media")}
 	base, stop := runUntil(t, env)
 	b := (&shoptest.Shop{URL: base}).Browser()
 	b.Signup(t, "move@example.com")
@@ -101,6 +102,12 @@ func TestMigrateToPostgres(t *testing.T) {
 	r := b.Post(t, "/cart/items", url.Values{"goods_id": {"2"}, "qty": {"2"}})
 	if r.Status != http.StatusSeeOther {
 		t.Fatalf("cart: %d", r.Status)
+	}
+	getenv := func(k string) string { return env[k] }
+	// Not while the shop runs.
+	var refused bytes.Buffer
+	if err := runMigrateTo(context.Background(), []string{dst}, getenv, &refused); err == nil || !strings.Contains(err.Error(), "stop it first") {
+		t.Fatalf("migrate-to with the shop running: %v", err)
 	}
 	stop()
 	// An uploaded picture (bytes, not text) moves byte for byte.
@@ -115,7 +122,6 @@ func TestMigrateToPostgres(t *testing.T) {
 	st.Close()
 
 	var out bytes.Buffer
-	getenv := func(k string) string { return env[k] }
 	if err := runMigrateTo(context.Background(), []string{dst}, getenv, &out); err != nil {
 		t.Fatalf("migrate-to: %v\n%s", err, out.String())
 	}
@@ -150,6 +156,7 @@ func TestMigrateToPostgres(t *testing.T) {
 	}
 
 	// The shop on PostgreSQL, same keys: the same browser is still logged in.
+	sqliteAddr := env["ADDR"]
 	env["DB"] = dst
 	env["ADDR"] = shoptest.FreeAddr(t)
 	base2, _ := runUntil(t, env)
@@ -172,7 +179,7 @@ func TestMigrateToPostgres(t *testing.T) {
 	}
 
 	// Into a database that has data: refused, nothing changed.
-	env["DB"] = sqlitePath
+	env["DB"], env["ADDR"] = sqlitePath, sqliteAddr
 	out.Reset()
 	err = runMigrateTo(context.Background(), []string{dst}, getenv, &out)
 	if err == nil || !errors.Is(err, store.ErrNotEmpty) {

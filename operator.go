@@ -73,7 +73,7 @@ func runOperator(ctx context.Context, args []string, getenv func(string) string,
 	if created {
 		fmt.Fprintf(out, "operator %s created: log in at /admin/login\n", email)
 	} else {
-		fmt.Fprintf(out, "operator %s: password changed, their back-office sessions ended\n", email)
+		fmt.Fprintf(out, "operator %s: password changed, their back-office sessions ended (a shop running on the same SQLite file lets go of them within 30 s)\n", email)
 	}
 	return nil
 }

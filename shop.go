@@ -79,7 +79,8 @@ func runShop(ctx context.Context, getenv func(string) string, out io.Writer, log
 	opKey, opBlock := cookieKeys(secret, "admin")
 	hcfg := handlers.Config{Store: st, Payments: pay, Sessions: web.NewSessionStore(shopKey, shopBlock, secure, "/"),
 		Static: static, MediaDir: cfg.MediaDir, Gateway: cfg.Gateway, OrderTTL: cfg.OrderTTL, Secure: secure, Logger: log,
-		DevReload: cfg.DevReload && cfg.Mode != modeProduction,
+		TrustedProxies: cfg.TrustedProxies,
+		DevReload:      cfg.DevReload && cfg.Mode != modeProduction,
 		Rooms: []func(*web.Server){admin.Mount(admin.Config{Store: st, Payments: pay,
 			Sessions: web.NewSessionStore(opKey, opBlock, secure, "/admin"), MediaDir: cfg.MediaDir, Logger: log})}}
 	if emu != nil {

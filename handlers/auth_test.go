@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -127,6 +128,38 @@ func TestSignupLimitedPerAddress(t *testing.T) {
 	// Another address may still sign up.
 	if r := shop.BrowserFrom("127.0.0.2").Post(t, "/signup", url.Values{"email": {"other@example.com"}, "password": {pw}}); r.Status != http.StatusSeeOther {
 		t.Fatalf("signup from another address: %d", r.Status)
+	}
+}
+
+// Behind a reverse proxy named in TRUSTED_PROXIES, each client behind it has its own
+// signup limit (the proxy's address would otherwise be everyone's); without the setting
+// the header is not believed, so forging it gains nothing.
+func TestSignupLimitBehindProxy(t *testing.T) {
+	_, loopback, _ := net.ParseCIDR("127.0.0.1/32")
+	for _, trusted := range []bool{true, false} {
+		o := shoptest.Options{NoEmulator: true, RealLimits: true}
+		if trusted {
+			o.TrustedProxies = []*net.IPNet{loopback}
+		}
+		shop := shoptest.New(t, o)
+		signup := func(client, email string) int {
+			return shop.BrowserVia(client).Post(t, "/signup", url.Values{"email": {email}, "password": {pw}}).Status
+		}
+		for i := range 5 {
+			if code := signup("198.51.100.1", "a"+itoa(int64(i))+"@example.com"); code != http.StatusSeeOther {
+				t.Fatalf("signup %d: %d", i, code)
+			}
+		}
+		if code := signup("198.51.100.1", "a5@example.com"); code != http.StatusTooManyRequests {
+			t.Fatalf("trusted %v: the sixth signup of one client: %d", trusted, code)
+		}
+		code := signup("198.51.100.2", "b@example.com")
+		if trusted && code != http.StatusSeeOther {
+			t.Fatalf("another client behind the proxy: %d, want 303", code)
+		}
+		if !trusted && code != http.StatusTooManyRequests {
+			t.Fatalf("a forged X-Forwarded-For without a trusted proxy: %d, want 429", code)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ package handlers
 import (
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -33,8 +34,10 @@ type Config struct {
 	Gateway  string        // Alipay gateway URL: the browser is sent there, so CSP must allow it
 	OrderTTL time.Duration // unpaid orders close after this
 	Secure   bool          // PUBLIC_URL is https: cookies get Secure
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names the client.
+	TrustedProxies []*net.IPNet
+	Now            func() time.Time
+	Logger         *slog.Logger
 	// Limits for login and signup attempts; zero fields take the defaults.
 	Limits web.Limits
 	// DevReload lets templ's live-reload proxy (go tool task dev) run its script; never
@@ -78,7 +81,7 @@ func New(cfg Config) *web.Server {
 		cfg.OrderTTL = 30 * time.Minute
 	}
 	srv := web.New(web.Config{Gateway: cfg.Gateway, Secure: cfg.Secure, DevReload: cfg.DevReload, Logger: cfg.Logger,
-		Foreign: "/sandbox", Machine: machinePaths})
+		Foreign: "/sandbox", Machine: machinePaths, TrustedProxies: cfg.TrustedProxies})
 	h := &Handler{cfg: cfg, st: cfg.Store, pay: cfg.Payments, now: cfg.Now, log: cfg.Logger,
 		limits: web.NewAuthLimits(cfg.Limits, cfg.Now), srv: srv}
 	srv.Use(h.loadSession)

@@ -107,6 +107,8 @@ type Options struct {
 	ClientTimeout time.Duration
 	// RefundWindow is the emulator's refund window (default Alipay's 90 days).
 	RefundWindow time.Duration
+	// TrustedProxies are the reverse proxies the shop takes X-Forwarded-For from.
+	TrustedProxies []*net.IPNet
 }
 
 // Shop is a running test shop.
@@ -195,7 +197,7 @@ func New(t testing.TB, o Options) *Shop {
 	}
 	s.Pay = payment.NewService(client, s.Store, payment.Config{AppID: AppID, SellerID: seller, PublicURL: s.URL,
 		ReconcileAfter: o.ReconcileAfter, Verifier: ver}, now, o.Logger)
-	cfg := handlers.Config{Store: s.Store, Payments: s.Pay, Static: os.DirFS(filepath.Join(filepath.Dir(SchemaPath()), "static")),
+	cfg := handlers.Config{TrustedProxies: o.TrustedProxies, Store: s.Store, Payments: s.Pay, Static: os.DirFS(filepath.Join(filepath.Dir(SchemaPath()), "static")),
 		Sessions: web.NewSessionStore([]byte(strings.Repeat("h", 32)), []byte(strings.Repeat("b", 32)), false, "/"),
 		Gateway:  gateway, OrderTTL: o.OrderTTL, Now: now, Logger: o.Logger, BcryptCost: bcrypt.MinCost, Limits: o.Limits}
 	if o.Limits == (web.Limits{}) && !o.RealLimits {
@@ -223,6 +225,25 @@ func New(t testing.TB, o Options) *Shop {
 
 // Raw opens the shop's database for direct SQL.
 func (s *Shop) Raw(t testing.TB) *storetest.Raw { return storetest.Open(t, s.DSN) }
+
+// BrowserVia is a browser whose requests come through a reverse proxy on loopback that
+// names client as their origin in X-Forwarded-For.
+func (s *Shop) BrowserVia(client string) *Browser {
+	b := s.Browser()
+	b.Client.Transport = forwardedFor{client, http.DefaultTransport}
+	return b
+}
+
+type forwardedFor struct {
+	client string
+	next   http.RoundTripper
+}
+
+func (f forwardedFor) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-Forwarded-For", f.client)
+	return f.next.RoundTrip(r)
+}
 
 // Demo adds physical goods priced price (fen) with optional stock and returns its id.
 func (s *Shop) Demo(t testing.TB, name string, price money.Fen, stock *int64) int64 {

@@ -40,7 +40,7 @@ func Backup(ctx context.Context, path, dest string) error {
 		return err
 	}
 	defer cp.Close()
-	if _, err := cp.ExecContext(ctx, `DELETE FROM sessions; UPDATE installation SET token = `+expandTokens("{{random_token}}")); err != nil {
+	if _, err := cp.ExecContext(ctx, `DELETE FROM sessions; DELETE FROM operator_sessions; UPDATE installation SET token = `+expandTokens("{{random_token}}")); err != nil {
 		return fmt.Errorf("preparing the copy %s: %w", dest, err)
 	}
 	var res string

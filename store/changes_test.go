@@ -100,3 +100,23 @@ func TestDeafInstanceBypassesCaches(t *testing.T) {
 		return errors.Is(err, store.ErrNotFound)
 	})
 }
+
+// A process that can't be told (another process on the same SQLite file, as the
+// operator command is) serves a session it cached for at most the cache's age.
+func TestCachedSessionReadAgainAfterMaxAge(t *testing.T) {
+	dsn := storetest.DSN(t)
+	a, b := open(t, dsn), open(t, dsn)
+	b.SetSessionCacheMaxAge(100 * time.Millisecond)
+	ctx := context.Background()
+	u, _ := a.CreateUser(ctx, "age@example.com", "x")
+	id, _ := a.StartSession(ctx, u.ID)
+	if _, err := b.SessionUser(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	// Deleted behind b's back, with no announcement at all.
+	storetest.Open(t, dsn).MustExec(t, `DELETE FROM sessions`)
+	time.Sleep(150 * time.Millisecond)
+	if _, err := b.SessionUser(ctx, id); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a session deleted elsewhere still served after the cache's age: %v", err)
+	}
+}

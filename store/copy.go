@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"sort"
@@ -14,11 +13,13 @@ import (
 
 // Moving a shop from its SQLite file to PostgreSQL (go run . migrate-to): the PostgreSQL
 // database gets the schema by the usual migration, then every table's rows arrive in one
-// PostgreSQL transaction through COPY, read from one SQLite read transaction (a
-// snapshot), parents before children so every foreign key holds as rows arrive. The
-// generated ids then continue after the highest copied, and the copy is committed only
-// if every table's count matches and the SQLite file did not change meanwhile. Rows keep
-// their ids, sessions and installation token: shoppers and operators stay logged in.
+// PostgreSQL transaction through COPY, parents before children so every foreign key
+// holds as rows arrive. They are read in one SQLite transaction that holds the file's
+// write lock (BEGIN IMMEDIATE, see DSN) until the copy is committed, so nothing can be
+// written between reading a table and committing it: a shop still running would wait,
+// and fail after the busy timeout. The generated ids then continue after the highest
+// copied, and the copy is committed only if every table's count matches. Rows keep their
+// ids, sessions and installation token: shoppers and operators stay logged in.
 
 // TableCopy is what was copied of one table.
 type TableCopy struct {
@@ -29,9 +30,6 @@ type TableCopy struct {
 
 // ErrNotEmpty is returned when the destination already holds a shop's data.
 var ErrNotEmpty = errors.New("the destination database already has data")
-
-// ErrSourceChanged is returned when the shop wrote to the SQLite file during the copy.
-var ErrSourceChanged = errors.New("the SQLite database changed during the copy")
 
 // CopyTo copies every row of s (an SQLite store) into the empty PostgreSQL database at
 // dst, reporting each table as it is done (progress may be nil).
@@ -50,7 +48,7 @@ func (s *Store) CopyTo(ctx context.Context, dst, schema string, progress func(Ta
 	}
 	defer conn.Close(context.Background())
 
-	src, err := s.db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
+	src, err := s.wdb.BeginTxx(ctx, nil) // BEGIN IMMEDIATE: the write lock, held to the end
 	if err != nil {
 		return nil, err
 	}
@@ -104,16 +102,6 @@ func (s *Store) CopyTo(ctx context.Context, dst, schema string, progress func(Ta
 		done = append(done, c)
 		if progress != nil {
 			progress(c)
-		}
-	}
-	// Counted again outside the snapshot: a shop still running wrote after it was taken.
-	for _, c := range done {
-		var now int64
-		if err := s.db.GetContext(ctx, &now, `SELECT COUNT(*) FROM `+c.Table); err != nil {
-			return done, err
-		}
-		if now != c.Rows {
-			return done, fmt.Errorf("%w: %s had %d rows at the start and %d now — stop the shop and run again", ErrSourceChanged, c.Table, c.Rows, now)
 		}
 	}
 	return done, tx.Commit(ctx)

@@ -35,3 +35,6 @@ func MigrateTo(dsn, schema string, v int) error {
 	st.dl, st.now = dl, time.Now
 	return st.Close()
 }
+
+// SetSessionCacheMaxAge shortens how long sessions are served from memory.
+func (s *Store) SetSessionCacheMaxAge(d time.Duration) { s.sessionMaxAge = d }

@@ -15,6 +15,12 @@ const SessionTTL = 7 * 24 * time.Hour
 // maxCachedSessions bounds the in-memory table of sessions known to be live.
 const maxCachedSessions = 100_000
 
+// sessionCacheMaxAge bounds how long a session is served from memory before it is read
+// again: the bound on a change this process can't be told of — another process on the
+// same SQLite file (go run . operator add), or a PostgreSQL announcement lost between
+// two of the listener's checks.
+const sessionCacheMaxAge = 30 * time.Second
+
 // sessionCache remembers which sessions were live when last read from the database, so
 // a logged-in request costs a map lookup instead of a query. Every way a session ends
 // goes through this store, which drops it here in the same call and announces it to
@@ -32,6 +38,7 @@ type sessionCache struct {
 type cachedSession struct {
 	userID  int64
 	expires time.Time
+	read    time.Time // when read from the database, by this process's clock
 }
 
 func (c *sessionCache) get(id string) (cachedSession, bool) {
@@ -133,7 +140,7 @@ func (s *Store) startSession(ctx context.Context, t sessionTable, ownerID int64)
 	if err != nil {
 		return "", err
 	}
-	t.cache.put(id, cachedSession{userID: ownerID, expires: now.Add(SessionTTL)}, gen)
+	t.cache.put(id, cachedSession{userID: ownerID, expires: now.Add(SessionTTL), read: time.Now()}, gen)
 	return id, nil
 }
 
@@ -144,7 +151,7 @@ func (s *Store) sessionOwner(ctx context.Context, t sessionTable, id string) (in
 	now := s.now()
 	trusted := s.cachesTrusted()
 	gen := t.cache.generation()
-	if v, ok := t.cache.get(id); ok && trusted {
+	if v, ok := t.cache.get(id); ok && trusted && time.Since(v.read) < s.sessionMaxAge {
 		if now.Before(v.expires) {
 			return v.userID, nil
 		}
@@ -163,7 +170,7 @@ func (s *Store) sessionOwner(ctx context.Context, t sessionTable, id string) (in
 		return 0, ErrNotFound
 	}
 	if trusted {
-		t.cache.put(id, cachedSession{userID: row.Owner, expires: row.Expires.Time}, gen)
+		t.cache.put(id, cachedSession{userID: row.Owner, expires: row.Expires.Time, read: time.Now()}, gen)
 	}
 	return row.Owner, nil
 }

@@ -60,9 +60,10 @@ type Store struct {
 	goodsSnap atomic.Pointer[goodsSnapshot]
 	goodsTTL  time.Duration
 
-	sessions   sessionCache // shoppers'
-	opSessions sessionCache // operators'
-	junk       junkBuffer
+	sessions      sessionCache // shoppers'
+	sessionMaxAge time.Duration
+	opSessions    sessionCache // operators'
+	junk          junkBuffer
 
 	// refundDue is told of a refund created by the store itself (the automatic refund
 	// of a late payment), so the refund worker starts on it at once.
@@ -116,6 +117,7 @@ func Open(dsn, schema string, now func() time.Time) (*Store, error) {
 		return nil, err
 	}
 	st.dl, st.now, st.goodsTTL, st.instance, st.leaseTTL = dl, now, goodsCacheTTL, newInstanceID(), DefaultLeaseTTL
+	st.sessionMaxAge = sessionCacheMaxAge
 	if err := st.db.GetContext(context.Background(), &st.installation, `SELECT token FROM installation WHERE id = 1`); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("store: reading installation token: %w", err)

@@ -9,6 +9,7 @@ package web
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -30,6 +31,9 @@ type Config struct {
 	// Machine lists route paths called by machines, not browsers (Alipay's notify,
 	// health checks, static files): no CSRF token, no session.
 	Machine []string
+	// TrustedProxies are the reverse proxies in front of the shop (TRUSTED_PROXIES): a
+	// request whose peer is one of them names its client in X-Forwarded-For.
+	TrustedProxies []*net.IPNet
 }
 
 // ErrorPage renders a room's error page for p.
@@ -66,12 +70,26 @@ func New(cfg Config) *Server {
 	}
 	e := s.Echo
 	e.HideBanner, e.HidePort = true, true
-	// No proxy in front by default: the peer address is the client. Trusting
-	// X-Forwarded-For would let anyone reset their login rate limit.
-	e.IPExtractor = echo.ExtractIPDirect()
+	e.IPExtractor = clientIP(cfg.TrustedProxies)
 	e.HTTPErrorHandler = s.handleError
 	s.middleware()
 	return s
+}
+
+// clientIP says who the client is, for the login limits and the logs. With no proxy
+// configured the peer address is the client: trusting X-Forwarded-For from anyone would
+// let anyone reset their limits. Behind configured proxies, X-Forwarded-For is read from
+// the right, past the proxies, to the first address that is not one of them; a request
+// that didn't come through a proxy is its peer, whatever it claims.
+func clientIP(proxies []*net.IPNet) echo.IPExtractor {
+	if len(proxies) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, n := range proxies {
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
 // Get registers fn for GET and HEAD: every page that answers GET answers HEAD too, as
