@@ -282,6 +282,25 @@ func (s *shop) peakRSS() (int64, error) {
 	return 0, errors.New("no VmHWM in /proc status")
 }
 
+// vmRSS reads the resident set (VmRSS) of process pid, in bytes.
+func vmRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(rest)
+			if len(f) != 2 || f[1] != "kB" {
+				return 0, fmt.Errorf("unexpected VmRSS line %q", line)
+			}
+			kb, err := strconv.ParseInt(f[0], 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, errors.New("no VmRSS in /proc status")
+}
+
 // mustLoopback refuses any URL that is not on 127.0.0.1.
 func mustLoopback(raw string) error {
 	u, err := url.Parse(raw)

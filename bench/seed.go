@@ -72,8 +72,7 @@ func (b *bench) seed(ctx context.Context, ordersN, notifyN int) (*seeded, error)
 		return nil, err
 	}
 	for i := len(gs); i < 20; i++ {
-		if _, err := st.AddGoods(ctx, store.Goods{Name: fmt.Sprintf("压测商品 %02d", i+1),
-			Description: "bench goods", Price: money.Fen(1000 + 100*i), Image: "/static/img/cup.svg"}); err != nil {
+		if _, err := st.AddGoods(ctx, catalogueGoods(i)); err != nil {
 			return nil, err
 		}
 	}
