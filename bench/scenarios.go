@@ -29,6 +29,7 @@ type bench struct {
 	srv  *shop
 	root string
 	tmp  string
+	bulk *bulkData // the back office's history, seeded before the shop started
 }
 
 // result is one row of the table.
@@ -49,8 +50,11 @@ type result struct {
 	CPU          *cpuUse  `json:"cpu,omitempty"`
 	GenProcs     int      `json:"generator_gomaxprocs,omitempty"`
 	// Scenario-specific figures.
-	PageBytes int `json:"page_bytes_max,omitempty"`
-	noLatency bool
+	PageBytes   int     `json:"page_bytes_max,omitempty"`
+	Rows        int     `json:"rows,omitempty"`
+	RowsPerSec  float64 `json:"rows_per_sec,omitempty"`
+	RSSGrowthMB float64 `json:"rss_growth_mb,omitempty"`
+	noLatency   bool
 }
 
 type report struct {
@@ -61,14 +65,17 @@ type report struct {
 	ShopperOrders int            `json:"shopper_orders"`
 	NotifyOrders  int            `json:"notify_orders"`
 	CatalogueSize int            `json:"catalogue_goods"`
+	BackOffice    *bulkData      `json:"back_office"`
 	Scenarios     []*result      `json:"scenarios"`
 	SignPerSec    float64        `json:"sign_ceiling_per_sec"`
 	PeakRSSMB     float64        `json:"peak_rss_mb"`
 	TotalErrors   int            `json:"total_errors"`
 	WallSeconds   float64        `json:"wall_seconds"`
 	LoadAvgStart  string         `json:"loadavg_start"`
+	LoadAvgLoad   string         `json:"loadavg_before_load"`
 	LoadAvgEnd    string         `json:"loadavg_end"`
 	ShopLog       string         `json:"shop_log"`
+	HeapProfile   string         `json:"heap_profile,omitempty"`
 }
 
 func (r *report) missed() []string {
@@ -94,29 +101,29 @@ func (r *report) fail(res *result, n int, sample string) {
 	res.ErrorSamples = append(res.ErrorSamples, sample)
 }
 
-func abs(n int) int {
-	if n < 0 {
-		return -n
-	}
-	return n
-}
-
-func (b *bench) runAll(ctx context.Context) (*report, error) {
+func (b *bench) runAll(ctx context.Context, loadStart string) (*report, error) {
 	ordersN, notifyN := 10_000, int(math.Ceil(3000*b.o.duration.Seconds()*1.5))
 	if b.o.smoke {
 		notifyN = 600
 	}
 	rep := &report{Machine: machine(), Duration: b.o.duration.String(), Workers: b.o.workers, Smoke: b.o.smoke,
-		ShopperOrders: ordersN, NotifyOrders: notifyN, CatalogueSize: catalogueSize, ShopLog: b.srv.logPath, LoadAvgStart: loadAvg()}
+		ShopperOrders: ordersN, NotifyOrders: notifyN, CatalogueSize: catalogueSize, BackOffice: b.bulk,
+		ShopLog: b.srv.logPath, LoadAvgStart: loadStart}
 	defer func() { rep.LoadAvgEnd = loadAvg() }()
+	bulk := rep.add(&result{Name: fmt.Sprintf("seed %d orders (before start)", b.bulk.Orders), Requests: b.bulk.Orders,
+		Seconds: b.bulk.SeedSeconds, PerSec: float64(b.bulk.Orders) / b.bulk.SeedSeconds, Target: "reported",
+		TargetMet: true, noLatency: true})
+	bulk.Note = fmt.Sprintf("%.1fs: %d users, %d orders with one item each, %d refunds, %d paid and unshipped; "+
+		"one transaction; database %.0f MB", b.bulk.SeedSeconds, b.bulk.Users, b.bulk.Orders, b.bulk.Refunds,
+		b.bulk.ToShip, b.bulk.DBMB)
 
 	t0 := time.Now()
 	sd, err := b.seed(ctx, ordersN, notifyN)
 	if err != nil {
 		return nil, fmt.Errorf("seeding: %w", err)
 	}
-	logf("seeded 20 goods, shopper with %d orders, %d unpaid orders for notifies (%.1fs)", ordersN, notifyN+1,
-		time.Since(t0).Seconds())
+	logf("seeded 20 goods, shopper with %d orders and a default address, %d unpaid orders for notifies (%.1fs)",
+		ordersN, notifyN+1, time.Since(t0).Seconds())
 
 	t0 = time.Now()
 	ceilingFor := 2 * time.Second
@@ -135,6 +142,11 @@ func (b *bench) runAll(ctx context.Context) (*report, error) {
 	if len(bodies) < notifyN {
 		logf("signing budget ran out: %d of %d notifies signed", len(bodies), notifyN)
 	}
+	opCookie, err := b.adminLogin(ctx, b.bulk.opEmail, b.bulk.opPassword)
+	if err != nil {
+		return nil, fmt.Errorf("operator login: %w", err)
+	}
+	rep.LoadAvgLoad = loadAvg()
 
 	allProcs := runtime.GOMAXPROCS(0)
 	defer runtime.GOMAXPROCS(allProcs)
@@ -149,7 +161,6 @@ func (b *bench) runAll(ctx context.Context) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
-
 	isGoodsList := func(r *vegeta.Result) string {
 		return expect(r, 200, func() bool { return strings.Contains(string(r.Body), `class="card goods"`) }, "no goods cards")
 	}
@@ -245,13 +256,7 @@ func (b *bench) runAll(ctx context.Context) (*report, error) {
 	successes := distinct.Requests - distinct.Errors
 	distinct.Note = fmt.Sprintf("%d success answers, %d orders paid in the DB", successes, paid)
 	if paid != successes {
-		d := paid - successes
-		if d < 0 {
-			d = -d
-		}
-		distinct.Errors += d
-		rep.TotalErrors += d
-		distinct.ErrorSamples = append(distinct.ErrorSamples, "paid orders != success answers: "+distinct.Note)
+		rep.fail(distinct, abs(paid-successes), "paid orders != success answers: "+distinct.Note)
 	}
 	if sent.Load() >= int64(len(bodies)) {
 		distinct.Note += fmt.Sprintf("; pool of %d notifies used up before the duration ended", len(bodies))
@@ -270,13 +275,16 @@ func (b *bench) runAll(ctx context.Context) (*report, error) {
 	if st, err := b.orderStatus(ctx, sd.replayNo); err != nil {
 		return rep, err
 	} else if st != store.StatusPaid {
-		replay.Errors++
-		rep.TotalErrors++
-		replay.ErrorSamples = append(replay.ErrorSamples, "replayed order is "+st+", not paid")
+		rep.fail(replay, 1, "replayed order is "+st+", not paid")
 	}
 	replay.TargetMet = true
 
-	// 7. The catalogue grows to 5,000 goods (the scenarios above keep running at 20, as
+	// 7. The back office over the seeded history, logged in as the operator.
+	if err := b.backOffice(ctx, rep, opCookie); err != nil {
+		return rep, err
+	}
+
+	// 8. The catalogue grows to 5,000 goods (the scenarios above keep running at 20, as
 	// they always have, so their figures stay comparable): the page must not grow with
 	// the catalogue, and search scans all of it.
 	t0 = time.Now()
@@ -300,7 +308,7 @@ func (b *bench) runAll(ctx context.Context) (*report, error) {
 	bigGoods.Note = fmt.Sprintf("page %.1f KB (largest response)", float64(bigGoods.PageBytes)/1024)
 	bigGoods.TargetMet = bigGoods.PerSec >= health.PerSec/2 && bigGoods.P99ms <= 10 && bigGoods.PageBytes <= 60<<10
 
-	// 8. A category, sorted by price, paged: every page of every category in turn.
+	// 9. A category, sorted by price, paged: every page of every category in turn.
 	pages := categoryPages(20)
 	var nextPage atomic.Int64
 	paged, err := b.attack(ctx, "GET /?category&page&sort=price", func(t *vegeta.Target) error {
@@ -318,7 +326,7 @@ func (b *bench) runAll(ctx context.Context) (*report, error) {
 	paged.TargetMet = true
 	paged.Note = fmt.Sprintf("every page of the %d categories (%v pages), in turn", len(categories), pages)
 
-	// 9. Search over the 5,000 goods: a word some goods have, and one none has.
+	// 10. Search over the 5,000 goods: a word some goods have, and one none has.
 	hits, err := b.attack(ctx, "GET /?q=耳机", get("/?q="+url.QueryEscape("耳机"), nil), func(r *vegeta.Result) string {
 		return expect(r, 200, func() bool {
 			return strings.Contains(string(r.Body), `class="card goods"`) && strings.Contains(string(r.Body), "耳机")
@@ -356,10 +364,93 @@ func (b *bench) runAll(ctx context.Context) (*report, error) {
 	for _, s := range rep.Scenarios {
 		s.Pass = s.TargetMet && s.Errors == 0
 	}
+	if b.srv.pprofBase != "" {
+		rep.HeapProfile = filepath.Join(b.tmp, "heap-end.pprof")
+		if err := fetchPprof(ctx, b.srv.pprofBase+"/debug/pprof/heap", 30*time.Second, rep.HeapProfile); err != nil {
+			logf("heap profile: %v", err)
+			rep.HeapProfile = ""
+		}
+	}
 	if !b.srv.alive() {
 		return rep, fmt.Errorf("the shop exited during the run")
 	}
 	return rep, nil
+}
+
+// backOffice runs the operator's pages over the seeded history and the CSV export.
+func (b *bench) backOffice(ctx context.Context, rep *report, cookie string) error {
+	bd := b.bulk
+	hdr := http.Header{"Cookie": {cookie}}
+	page := func(path string) vegeta.Targeter {
+		return staticTarget(vegeta.Target{Method: http.MethodGet, URL: b.srv.base + path, Header: hdr})
+	}
+	contains := func(want, what string) func(*vegeta.Result) string {
+		return func(r *vegeta.Result) string {
+			return expect(r, 200, func() bool { return strings.Contains(string(r.Body), want) }, what)
+		}
+	}
+	target := fmt.Sprintf("p99 <= 50ms at %d orders", bd.Orders)
+	scenarios := []struct {
+		name, path, want, what string
+	}{
+		{"GET /admin/orders status+dates", "/admin/orders?" + url.Values{"status": {"paid"}, "from": {bd.ListFrom},
+			"to": {bd.ListTo}}.Encode(), bd.listNewest, "newest paid order of the range not first"},
+		{"GET /admin/orders q=order no", "/admin/orders?q=" + bd.searchNo, `href="/admin/orders/` + bd.searchNo + `"`,
+			"order not found by its number"},
+		{"GET /admin/orders q=phone", "/admin/orders?q=" + bd.phone, `href="/admin/orders/` + bd.phoneNewest + `"`,
+			"newest order of the phone not found"},
+	}
+	for _, s := range scenarios {
+		res, err := b.attack(ctx, s.name, page(s.path), contains(s.want, s.what))
+		if err != nil {
+			return err
+		}
+		rep.add(res).Target = target
+		res.TargetMet = res.P99ms <= 50
+		res.Note = s.path
+	}
+	toShip, err := b.toShip(ctx)
+	if err != nil {
+		return err
+	}
+	dash, err := b.attack(ctx, "GET /admin/ (dashboard)", page("/admin/"),
+		contains(fmt.Sprintf(`id="to-ship">%d<`, toShip), fmt.Sprintf("to-ship count is not %d", toShip)))
+	if err != nil {
+		return err
+	}
+	rep.add(dash).Target = target
+	dash.TargetMet = dash.P99ms <= 50
+	dash.Note = fmt.Sprintf("%d paid orders to ship", toShip)
+
+	name := fmt.Sprintf("CSV export %d orders (rows)", bd.ExportRows)
+	run, err := b.export(ctx, name, cookie, bd.ExportFrom, bd.ExportTo, bd.ExportRows)
+	if err != nil {
+		return err
+	}
+	ex := rep.add(&result{Name: name, Requests: run.rows, Seconds: run.elapsed.Seconds(),
+		PerSec: float64(run.rows) / run.elapsed.Seconds(), Target: ">= 20000 rows/s", CPU: run.cpu,
+		GenProcs: runtime.GOMAXPROCS(0), noLatency: true, Errors: len(run.errors), ErrorSamples: run.errors,
+		Profile: run.profile})
+	ex.Rows, ex.RowsPerSec = run.rows, ex.PerSec
+	ex.TargetMet = ex.RowsPerSec >= 20000
+	var times []string
+	for _, t := range run.times {
+		times = append(times, fmt.Sprintf("%.2fs", t.Seconds()))
+	}
+	ex.Note = fmt.Sprintf("%d download(s) of %s..%s, %.1f MB each, %s; rows counted as requests, CPU per row",
+		run.downloads, bd.ExportFrom, bd.ExportTo, float64(run.bytes)/float64(run.downloads)/(1<<20), strings.Join(times, " "))
+	growth := float64(run.rssPeak-run.rssBefore) / (1 << 20)
+	rep.add(&result{Name: "CSV export shop RSS growth", Target: "<= 20 MB", TargetMet: growth <= 20, RSSGrowthMB: growth,
+		noLatency: true, Note: fmt.Sprintf("%.1f MB: VmRSS %.1f MB before, %.1f MB peak while streaming (sampled every 2 ms)",
+			growth, float64(run.rssBefore)/(1<<20), float64(run.rssPeak)/(1<<20))})
+	return nil
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
 }
 
 // expect checks status and, if ok, the body/header predicate; "" means fine.
@@ -423,17 +514,7 @@ func (b *bench) attack(ctx context.Context, name string, tr vegeta.Targeter, che
 		}
 	}()
 	res := &result{Name: name, GenProcs: runtime.GOMAXPROCS(0)}
-	var prof sync.WaitGroup
-	if b.srv.pprofBase != "" {
-		secs := max(1, min(5, int(math.Round(b.o.duration.Seconds()))))
-		res.Profile = filepath.Join(b.tmp, "cpu-"+slug(name)+".pprof")
-		prof.Go(func() {
-			if err := fetchProfile(ctx, b.srv.pprofBase, secs, res.Profile); err != nil {
-				logf("profile %s: %v", name, err)
-				res.Profile = ""
-			}
-		})
-	}
+	waitProfile := b.profile(ctx, name)
 	lat := make([]time.Duration, 0, 1<<16)
 	seen := map[string]bool{}
 	cpu0, cpuErr := sampleCPU(b.srv.cmd.Process.Pid)
@@ -457,7 +538,7 @@ func (b *bench) attack(ctx context.Context, name string, tr vegeta.Targeter, che
 		u := cpuBetween(cpu0, cpu1, len(lat))
 		res.CPU = &u
 	}
-	prof.Wait()
+	res.Profile = waitProfile()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -469,6 +550,27 @@ func (b *bench) attack(ctx context.Context, name string, tr vegeta.Targeter, che
 	logf("%-30s %7d req %9.0f/s p50 %6.2fms p99 %6.2fms errors %d (shop RSS %.0f MB)", name, res.Requests, res.PerSec,
 		res.P50ms, res.P99ms, res.Errors, float64(rss)/(1<<20))
 	return res, nil
+}
+
+// profile starts a CPU profile of the shop (with -pprof) covering the next scenario, and
+// returns the function that waits for it and says where it was saved ("" if nowhere).
+func (b *bench) profile(ctx context.Context, name string) func() string {
+	if b.srv.pprofBase == "" {
+		return func() string { return "" }
+	}
+	secs := max(1, min(5, int(math.Round(b.o.duration.Seconds()))))
+	path := filepath.Join(b.tmp, "cpu-"+slug(name)+".pprof")
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := fetchProfile(ctx, b.srv.pprofBase, secs, path); err != nil {
+			logf("profile %s: %v", name, err)
+			path = ""
+		}
+	})
+	return func() string {
+		wg.Wait()
+		return path
+	}
 }
 
 // genProcs sets the generator's GOMAXPROCS for the next scenarios to n, or to -gen-procs
@@ -511,11 +613,16 @@ func slug(s string) string {
 
 func fetchProfile(ctx context.Context, pprofBase string, secs int, path string) error {
 	u := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", pprofBase, secs)
+	return fetchPprof(ctx, u, time.Duration(secs+30)*time.Second, path)
+}
+
+// fetchPprof saves what the shop's pprof endpoint u answers to path.
+func fetchPprof(ctx context.Context, u string, timeout time.Duration, path string) error {
 	if err := mustLoopback(u); err != nil {
 		return err
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	resp, err := (&http.Client{Timeout: time.Duration(secs+30) * time.Second}).Do(req)
+	resp, err := (&http.Client{Timeout: timeout}).Do(req)
 	if err != nil {
 		return err
 	}
@@ -577,6 +684,18 @@ func (b *bench) snapshots(ctx context.Context, userID, afterID int64, a map[stri
 		AND ship_region = ? AND ship_detail = ?), 0) AS snapped FROM orders WHERE user_id = ? AND id > ?`,
 		a["name"], a["phone"], a["region"], a["detail"], userID, afterID)
 	return row.Made, row.Snapped, err
+}
+
+// toShip counts the paid orders waiting to be shipped, as the dashboard should.
+func (b *bench) toShip(ctx context.Context) (int, error) {
+	db, err := b.openDB()
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	var n int
+	err = db.GetContext(ctx, &n, `SELECT COUNT(*) FROM orders WHERE status = 'paid' AND fulfilment = 'unshipped'`)
+	return n, err
 }
 
 func (b *bench) countPaid(ctx context.Context, payerID int64, except string) (int, error) {
@@ -646,7 +765,10 @@ func printTable(w io.Writer, rep *report) {
 			fmt.Fprintf(w, "  %s CPU profile: %s\n", s.Name, s.Profile)
 		}
 	}
-	fmt.Fprintf(w, "load average at start %s, at end %s (other work on the machine skews every figure)\n",
-		rep.LoadAvgStart, rep.LoadAvgEnd)
+	fmt.Fprintf(w, "load average at start %s, after seeding %s, at end %s (other work on the machine skews every figure)\n",
+		rep.LoadAvgStart, rep.LoadAvgLoad, rep.LoadAvgEnd)
+	if rep.HeapProfile != "" {
+		fmt.Fprintf(w, "shop heap profile at the end: %s\n", rep.HeapProfile)
+	}
 	fmt.Fprintf(w, "total errors: %d\n", rep.TotalErrors)
 }

@@ -55,8 +55,9 @@ var benchAddress = map[string]string{"name": "压测用户", "phone": "138001380
 	"detail": "文三路 90 号 东部软件园 3 号楼 501 室"}
 
 // seed adds goods up to 20, signs a shopper up over HTTP and gives them a default
-// address, gives them ordersN orders,
-// and creates notifyN+1 unpaid orders for another user, all in bulk transactions.
+// address, gives them ordersN orders (one a second up to now: newer than the seeded
+// history, so ids keep growing with time), and creates notifyN+1 unpaid orders for
+// another user, all in bulk transactions.
 func (b *bench) seed(ctx context.Context, ordersN, notifyN int) (*seeded, error) {
 	schema, err := os.ReadFile(filepath.Join(b.root, "schema.sql"))
 	if err != nil {
@@ -122,7 +123,7 @@ func (b *bench) seed(ctx context.Context, ordersN, notifyN int) (*seeded, error)
 		st := statuses[i%len(statuses)]
 		r := orderRow{no: fmt.Sprintf("B%s%012d", now.Format("20060102150405"), i), user: s.shopperID,
 			fen: int64(1000 + i%5000), status: st, goods: gs[i%len(gs)].ID, name: gs[i%len(gs)].Name,
-			created: now.Add(-time.Duration(ordersN-i) * time.Minute)}
+			created: now.Add(-time.Duration(ordersN-i) * time.Second)}
 		if st == "paid" {
 			r.tradeNo = fmt.Sprintf("2026112222001%015d", i)
 		}
