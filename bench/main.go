@@ -40,7 +40,8 @@ type options struct {
 	keep     bool
 	genProcs int
 	// adminOrders is the size of the order history seeded before the shop starts.
-	adminOrders int
+	adminOrders  int
+	adminWorkers uint64
 }
 
 func main() {
@@ -53,6 +54,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (shop binary, databases, log)")
 	flag.IntVar(&o.genProcs, "gen-procs", 0, "GOMAXPROCS of the load generator while it attacks; 0 = 1 for the purchase scenario, all cores for the others")
 	flag.IntVar(&o.adminOrders, "admin-orders", 0, "orders seeded into the database before the shop starts, for the back office; 0 = 1,000,000 (smoke: 20,000)")
+	flag.Uint64Var(&o.adminWorkers, "admin-workers", 4, "fixed number of workers (operators) for the back-office pages")
 	flag.Parse()
 	if o.smoke {
 		o.duration = time.Second
@@ -63,8 +65,8 @@ func main() {
 			o.adminOrders = 20_000
 		}
 	}
-	if o.workers == 0 || o.duration <= 0 || o.genProcs < 0 || o.adminOrders < 2000 {
-		fmt.Fprintln(os.Stderr, "bench: -workers and -duration must be positive, -gen-procs not negative, -admin-orders at least 2000")
+	if o.workers == 0 || o.adminWorkers == 0 || o.duration <= 0 || o.genProcs < 0 || o.adminOrders < 2000 {
+		fmt.Fprintln(os.Stderr, "bench: -workers, -admin-workers and -duration must be positive, -gen-procs not negative, -admin-orders at least 2000")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
