@@ -47,13 +47,15 @@ type bulkData struct {
 	opPassword  string
 	// The order list filtered by status=paid and [ListFrom, ListTo] (Beijing dates): its
 	// first row is listNewest.
-	ListFrom, ListTo string
-	listNewest       string
+	ListFrom   string `json:"list_from"`
+	ListTo     string `json:"list_to"`
+	listNewest string
 	// Searches: an order number, and a phone whose newest order is phoneNewest.
 	searchNo, phone, phoneNewest string
 	// The export's range (Beijing dates, both included) and its exact number of orders.
-	ExportFrom, ExportTo string
-	ExportRows           int `json:"export_rows"`
+	ExportFrom string `json:"export_from"`
+	ExportTo   string `json:"export_to"`
+	ExportRows int    `json:"export_rows"`
 }
 
 // Word lists for people and addresses.
