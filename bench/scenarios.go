@@ -735,7 +735,7 @@ func printTable(w io.Writer, rep *report) {
 	fmt.Fprintf(w, "\nstorefront bench: %v, %d workers, %s per scenario%s\n", rep.Machine, rep.Workers, rep.Duration,
 		map[bool]string{true: " (smoke)", false: ""}[rep.Smoke])
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\trequests\treq/s\tp50\tp99\terrors\tshop CPU/req\tbench CPU/req\tworkers\tbench Ps\tidle\ttarget\tresult\t")
+	fmt.Fprintln(tw, "scenario\trequests\treq/s\tp50\tp99\terrors\tshop CPU/req\tbench CPU/req\tworkers\tbench Ps\tidle\tothers\ttarget\tresult\t")
 	for _, s := range rep.Scenarios {
 		verdict := "PASS"
 		switch {
@@ -752,7 +752,7 @@ func printTable(w io.Writer, rep *report) {
 				reqs, rate = "-", "-"
 			}
 		}
-		shopCPU, genCPU, idle, procs, workers := "-", "-", "-", "-", "-"
+		shopCPU, genCPU, idle, procs, workers, others := "-", "-", "-", "-", "-", "-"
 		if s.GenProcs > 0 {
 			procs = strconv.Itoa(s.GenProcs)
 		}
@@ -762,9 +762,10 @@ func printTable(w io.Writer, rep *report) {
 		if s.CPU != nil {
 			shopCPU, genCPU = fmt.Sprintf("%.0fµs", s.CPU.ShopUSPerReq), fmt.Sprintf("%.0fµs", s.CPU.GenUSPerReq)
 			idle = fmt.Sprintf("%.0f%%", s.CPU.IdlePct)
+			others = fmt.Sprintf("%.2f", s.CPU.OtherCores)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", s.Name, reqs, rate, p50, p99, s.Errors,
-			shopCPU, genCPU, workers, procs, idle, s.Target, verdict)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", s.Name, reqs, rate, p50, p99, s.Errors,
+			shopCPU, genCPU, workers, procs, idle, others, s.Target, verdict)
 	}
 	tw.Flush()
 	for _, s := range rep.Scenarios {
@@ -778,8 +779,9 @@ func printTable(w io.Writer, rep *report) {
 			fmt.Fprintf(w, "  %s CPU profile: %s\n", s.Name, s.Profile)
 		}
 	}
-	fmt.Fprintf(w, "load average at start %s, after seeding %s, at end %s (other work on the machine skews every figure)\n",
+	fmt.Fprintf(w, "load average at start %s, after seeding %s, at end %s (the bench and the shop count in it too)\n",
 		rep.LoadAvgStart, rep.LoadAvgLoad, rep.LoadAvgEnd)
+	fmt.Fprintln(w, "others: cores busy outside the shop and the bench during the scenario; other work on the machine skews every figure")
 	if rep.HeapProfile != "" {
 		fmt.Fprintf(w, "shop heap profile at the end: %s\n", rep.HeapProfile)
 	}
