@@ -133,9 +133,15 @@ func (b *bench) runAll(ctx context.Context, loadStart string) (*report, error) {
 	}
 	// The replay order goes first so it is signed even if the budget cuts the pool short.
 	nos := append([]string{sd.replayNo}, sd.notifyNos...)
+	cpu0, cpuErr := sampleCPU(b.srv.cmd.Process.Pid)
 	bodies, signRate, err := b.signNotifies(nos, ceilingFor, 30*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("signing notifies: %w", err)
+	}
+	var signCPU *cpuUse
+	if cpu1, err := sampleCPU(b.srv.cmd.Process.Pid); cpuErr == nil && err == nil {
+		u := cpuBetween(cpu0, cpu1, 0)
+		signCPU = &u
 	}
 	rep.SignPerSec = signRate
 	replayBody, bodies := bodies[0], bodies[1:]
@@ -352,7 +358,8 @@ func (b *bench) runAll(ctx context.Context, loadStart string) (*report, error) {
 
 	// The signing ceiling and the server's peak RSS.
 	sig := rep.add(&result{Name: "RSA-2048 sign ceiling (in-process)", PerSec: signRate, Seconds: ceilingFor.Seconds(),
-		Requests: int(signRate * ceilingFor.Seconds()), Target: "reference", TargetMet: true, noLatency: true})
+		Requests: int(signRate * ceilingFor.Seconds()), Target: "reference", TargetMet: true, noLatency: true,
+		CPU: signCPU})
 	sig.Note = fmt.Sprintf("%d goroutines on %d Ps", allProcs, allProcs)
 	rss, err := b.srv.peakRSS()
 	if err != nil {
@@ -760,7 +767,9 @@ func printTable(w io.Writer, rep *report) {
 			workers = strconv.FormatUint(s.Workers, 10)
 		}
 		if s.CPU != nil {
-			shopCPU, genCPU = fmt.Sprintf("%.0fµs", s.CPU.ShopUSPerReq), fmt.Sprintf("%.0fµs", s.CPU.GenUSPerReq)
+			if s.CPU.ShopUSPerReq > 0 || s.CPU.GenUSPerReq > 0 {
+				shopCPU, genCPU = fmt.Sprintf("%.0fµs", s.CPU.ShopUSPerReq), fmt.Sprintf("%.0fµs", s.CPU.GenUSPerReq)
+			}
 			idle = fmt.Sprintf("%.0f%%", s.CPU.IdlePct)
 			others = fmt.Sprintf("%.2f", s.CPU.OtherCores)
 		}
@@ -782,6 +791,21 @@ func printTable(w io.Writer, rep *report) {
 	fmt.Fprintf(w, "load average at start %s, after seeding %s, at end %s (the bench and the shop count in it too)\n",
 		rep.LoadAvgStart, rep.LoadAvgLoad, rep.LoadAvgEnd)
 	fmt.Fprintln(w, "others: cores busy outside the shop and the bench during the scenario; other work on the machine skews every figure")
+	var busy []string
+	most := 0.0
+	for _, s := range rep.Scenarios {
+		if s.CPU != nil && s.CPU.OtherCores > 0.2 {
+			busy = append(busy, s.Name)
+			most = max(most, s.CPU.OtherCores)
+		}
+	}
+	if len(busy) > 4 {
+		busy = append(busy[:3], fmt.Sprintf("%d more", len(busy)-3))
+	}
+	if len(busy) > 0 {
+		fmt.Fprintf(w, "WARNING: other processes used up to %.2f cores during %s: those figures are low; run again on a quiet machine\n",
+			most, strings.Join(busy, ", "))
+	}
 	if rep.HeapProfile != "" {
 		fmt.Fprintf(w, "shop heap profile at the end: %s\n", rep.HeapProfile)
 	}
