@@ -79,6 +79,10 @@ type cpuUse struct {
 	GenUSPerReq  float64 `json:"generator_cpu_us_per_req"`
 	ShopCores    float64 `json:"shop_cores"`
 	IdlePct      float64 `json:"machine_idle_pct"`
+	// OtherCores is the machine's busy time that was neither the shop's nor the bench's
+	// (other processes, and interrupt work no process is billed for), in cores: well
+	// above a few tenths, someone else was using the machine and the figures are low.
+	OtherCores float64 `json:"other_cores"`
 }
 
 func cpuBetween(a, b cpuSample, requests int) cpuUse {
@@ -93,6 +97,9 @@ func cpuBetween(a, b cpuSample, requests int) cpuUse {
 	}
 	if tot := (b.busy - a.busy) + (b.idle - a.idle); tot > 0 {
 		u.IdlePct = 100 * float64(b.idle-a.idle) / float64(tot)
+	}
+	if wall > 0 {
+		u.OtherCores = max(0, ((b.busy-a.busy)-(b.shop-a.shop)-(b.self-a.self)).Seconds()/wall)
 	}
 	return u
 }

@@ -2,8 +2,8 @@
 // seeds it, and drives fixed-worker load at it with vegeta, one scenario at a time,
 // printing a table against the performance targets and writing a JSON report.
 //
-//	go run ./bench                     full run (5s per scenario)
-//	go run ./bench -smoke              CI: ~1s per scenario, few orders; fails only on errors
+//	go run ./bench                     full run (5s per scenario, 1,000,000 orders in the back office)
+//	go run ./bench -smoke              CI: ~1s per scenario, 20,000 orders; fails only on errors
 //	go run ./bench -pprof              also save a CPU profile of the shop per scenario
 //
 // It never talks to anything but 127.0.0.1.
@@ -39,6 +39,9 @@ type options struct {
 	pprof    bool
 	keep     bool
 	genProcs int
+	// adminOrders is the size of the order history seeded before the shop starts.
+	adminOrders  int
+	adminWorkers uint64
 }
 
 func main() {
@@ -50,12 +53,20 @@ func main() {
 	flag.BoolVar(&o.pprof, "pprof", false, "enable the shop's PPROF_ADDR and save a CPU profile per scenario (keeps the temp dir)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (shop binary, databases, log)")
 	flag.IntVar(&o.genProcs, "gen-procs", 0, "GOMAXPROCS of the load generator while it attacks; 0 = 1 for the purchase scenario, all cores for the others")
+	flag.IntVar(&o.adminOrders, "admin-orders", 0, "orders seeded into the database before the shop starts, for the back office; 0 = 1,000,000 (smoke: 20,000)")
+	flag.Uint64Var(&o.adminWorkers, "admin-workers", 4, "fixed number of workers (operators) for the back-office pages")
 	flag.Parse()
 	if o.smoke {
 		o.duration = time.Second
 	}
-	if o.workers == 0 || o.duration <= 0 || o.genProcs < 0 {
-		fmt.Fprintln(os.Stderr, "bench: -workers and -duration must be positive, -gen-procs not negative")
+	if o.adminOrders == 0 {
+		o.adminOrders = 1_000_000
+		if o.smoke {
+			o.adminOrders = 20_000
+		}
+	}
+	if o.workers == 0 || o.adminWorkers == 0 || o.duration <= 0 || o.genProcs < 0 || o.adminOrders < 2000 {
+		fmt.Fprintln(os.Stderr, "bench: -workers, -admin-workers and -duration must be positive, -gen-procs not negative, -admin-orders at least 2000")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -68,6 +79,7 @@ func main() {
 // released before it returns, whatever happens.
 func run(ctx context.Context, o options) int {
 	start := time.Now()
+	loadStart := loadAvg() // before the build and the seeding add their own load
 	root, err := moduleRoot()
 	if err != nil {
 		return fail(err)
@@ -93,6 +105,16 @@ func run(ctx context.Context, o options) int {
 		return fail(fmt.Errorf("go build: %w", err))
 	}
 
+	// The back office's history goes straight into the file before the shop opens it.
+	logf("seeding %d orders into %s", o.adminOrders, dbFile(tmp))
+	bulk, err := preseed(ctx, root, dbFile(tmp), o.adminOrders, time.Now())
+	if err != nil {
+		keep = true
+		return fail(err)
+	}
+	logf("seeded %d users, %d orders, %d refunds (%.1fs, database %.0f MB)", bulk.Users, bulk.Orders, bulk.Refunds,
+		bulk.SeedSeconds, bulk.DBMB)
+
 	srv, err := startShop(ctx, bin, tmp, o.pprof)
 	if err != nil {
 		return fail(err)
@@ -100,8 +122,8 @@ func run(ctx context.Context, o options) int {
 	defer srv.stop()
 	logf("shop pid %d on %s", srv.cmd.Process.Pid, srv.base)
 
-	b := &bench{o: o, srv: srv, root: root, tmp: tmp}
-	rep, err := b.runAll(ctx)
+	b := &bench{o: o, srv: srv, root: root, tmp: tmp, bulk: bulk}
+	rep, err := b.runAll(ctx, loadStart)
 	if rep != nil {
 		rep.WallSeconds = time.Since(start).Seconds()
 		printTable(os.Stdout, rep)
@@ -158,6 +180,9 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
+// dbFile is the shop's database in the temp dir.
+func dbFile(tmp string) string { return filepath.Join(tmp, "shop.db") }
+
 // shop is the server process under test.
 type shop struct {
 	cmd       *exec.Cmd
@@ -177,7 +202,7 @@ func startShop(ctx context.Context, bin, tmp string, pprof bool) (*shop, error) 
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	s := &shop{base: "http://" + addr, dbPath: filepath.Join(tmp, "shop.db"), keysDir: filepath.Join(tmp, "keys"),
+	s := &shop{base: "http://" + addr, dbPath: dbFile(tmp), keysDir: filepath.Join(tmp, "keys"),
 		logPath: filepath.Join(tmp, "shop.log"), exited: make(chan struct{})}
 	env := append(os.Environ(),
 		"ADDR="+addr, "PUBLIC_URL=http://"+addr, "DB="+s.dbPath, "KEYS_DIR="+s.keysDir,
@@ -280,6 +305,25 @@ func (s *shop) peakRSS() (int64, error) {
 		}
 	}
 	return 0, errors.New("no VmHWM in /proc status")
+}
+
+// vmRSS reads the resident set (VmRSS) of process pid, in bytes.
+func vmRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(rest)
+			if len(f) != 2 || f[1] != "kB" {
+				return 0, fmt.Errorf("unexpected VmRSS line %q", line)
+			}
+			kb, err := strconv.ParseInt(f[0], 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, errors.New("no VmRSS in /proc status")
 }
 
 // mustLoopback refuses any URL that is not on 127.0.0.1.

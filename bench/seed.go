@@ -47,10 +47,17 @@ type seeded struct {
 	notifyNos   []string
 	replayNo    string
 	goodsForBuy int64
+	address     map[string]string // the shopper's default address, as posted
 }
 
-// seed adds goods up to 20, signs a shopper up over HTTP, gives them ordersN orders,
-// and creates notifyN+1 unpaid orders for another user, all in bulk transactions.
+// benchAddress is the shopper's default delivery address.
+var benchAddress = map[string]string{"name": "压测用户", "phone": "13800138000", "region": "浙江省 杭州市 西湖区",
+	"detail": "文三路 90 号 东部软件园 3 号楼 501 室"}
+
+// seed adds goods up to 20, signs a shopper up over HTTP and gives them a default
+// address, gives them ordersN orders (one a second up to now: newer than the seeded
+// history, so ids keep growing with time), and creates notifyN+1 unpaid orders for
+// another user, all in bulk transactions.
 func (b *bench) seed(ctx context.Context, ordersN, notifyN int) (*seeded, error) {
 	schema, err := os.ReadFile(filepath.Join(b.root, "schema.sql"))
 	if err != nil {
@@ -66,8 +73,7 @@ func (b *bench) seed(ctx context.Context, ordersN, notifyN int) (*seeded, error)
 		return nil, err
 	}
 	for i := len(gs); i < 20; i++ {
-		if _, err := st.AddGoods(ctx, store.Goods{Name: fmt.Sprintf("压测商品 %02d", i+1),
-			Description: "bench goods", Price: money.Fen(1000 + 100*i), Image: "/static/img/cup.svg"}); err != nil {
+		if _, err := st.AddGoods(ctx, catalogueGoods(i)); err != nil {
 			return nil, err
 		}
 	}
@@ -94,6 +100,12 @@ func (b *bench) seed(ctx context.Context, ordersN, notifyN int) (*seeded, error)
 		return nil, err
 	}
 	s.shopperID = u.ID
+	// Physical goods need a delivery address: without one, POST /purchase/:id answers 303
+	// to 确认订单 instead of the cashier.
+	if err := b.addAddress(ctx, s.cookie, s.csrf, benchAddress); err != nil {
+		return nil, err
+	}
+	s.address = benchAddress
 	payer, err := st.CreateUser(ctx, "bench-payer-"+email, "$2a$10$notaloginnotaloginnotaloginnotaloginnotaloginnotalogi")
 	if err != nil {
 		return nil, err
@@ -111,7 +123,7 @@ func (b *bench) seed(ctx context.Context, ordersN, notifyN int) (*seeded, error)
 		st := statuses[i%len(statuses)]
 		r := orderRow{no: fmt.Sprintf("B%s%012d", now.Format("20060102150405"), i), user: s.shopperID,
 			fen: int64(1000 + i%5000), status: st, goods: gs[i%len(gs)].ID, name: gs[i%len(gs)].Name,
-			created: now.Add(-time.Duration(ordersN-i) * time.Minute)}
+			created: now.Add(-time.Duration(ordersN-i) * time.Second)}
 		if st == "paid" {
 			r.tradeNo = fmt.Sprintf("2026112222001%015d", i)
 		}
@@ -231,6 +243,34 @@ func (b *bench) signup(ctx context.Context, email string) (cookie, csrf string, 
 		return "", "", fmt.Errorf("POST /signup set no session cookie")
 	}
 	return strings.Join(parts, "; "), csrf, nil
+}
+
+// addAddress gives the shopper a default delivery address over HTTP, as the address
+// book's form does.
+func (b *bench) addAddress(ctx context.Context, cookie, csrf string, a map[string]string) error {
+	form := url.Values{"_csrf": {csrf}, "default": {"1"}}
+	for k, v := range a {
+		form.Set(k, v)
+	}
+	u := b.srv.base + "/addresses"
+	if err := mustLoopback(u); err != nil {
+		return err
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Cookie", cookie)
+	c := &http.Client{Timeout: 20 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		return fmt.Errorf("POST /addresses: %d %.300s", resp.StatusCode, body)
+	}
+	return nil
 }
 
 // notify builds a TRADE_SUCCESS notify for out_trade_no, unsigned, and the string
