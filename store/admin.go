@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -44,16 +45,31 @@ func (s *Store) AdminOrders(ctx context.Context, f OrderFilter) ([]AdminOrder, b
 		where, args = append(where, "o.status = 'paid' AND o.fulfilment = ?"), append(args, f.Fulfilment)
 	}
 	if q := strings.TrimSpace(f.Q); q != "" {
-		where = append(where, `(o.out_trade_no = ? OR o.trade_no = ? OR o.ship_phone = ?
+		// The "<> ''" repeats the partial indexes' own condition, which is what lets the
+		// engine use them for "= ?" (SQLite does not infer it): each branch an index
+		// lookup, 0.1 ms at a million orders instead of a 270 ms scan.
+		where = append(where, `(o.out_trade_no = ? OR (o.trade_no = ? AND o.trade_no <> '') OR (o.ship_phone = ? AND o.ship_phone <> '')
 			OR o.user_id IN (SELECT id FROM users WHERE email = ?))`)
 		args = append(args, q, q, q, NormalizeEmail(q))
 	}
+	// Dates become an id range, found first, as plain numbers the list query can seek
+	// on. ORDER BY created_at LIMIT 1 walks the created_at index; MIN(id) … WHERE
+	// created_at >= ? walked the table (170–290 ms at a million orders).
 	if !f.From.IsZero() {
-		where, args = append(where, "o.id >= (SELECT MIN(id) FROM orders WHERE created_at >= ?)"), append(args, At(f.From))
+		from, ok, err := s.firstOrderFrom(ctx, f.From)
+		if err != nil || !ok {
+			return nil, false, err // none created since From
+		}
+		where, args = append(where, "o.id >= ?"), append(args, from)
 	}
 	if !f.To.IsZero() {
-		where = append(where, "o.id < COALESCE((SELECT MIN(id) FROM orders WHERE created_at >= ?), o.id + 1)")
-		args = append(args, At(f.To))
+		to, ok, err := s.firstOrderFrom(ctx, f.To)
+		if err != nil {
+			return nil, false, err
+		}
+		if ok {
+			where, args = append(where, "o.id < ?"), append(args, to)
+		}
 	}
 	if f.Before > 0 {
 		where, args = append(where, "o.id < ?"), append(args, f.Before)
@@ -71,6 +87,16 @@ func (s *Store) AdminOrders(ctx context.Context, f OrderFilter) ([]AdminOrder, b
 		return os[:f.Limit], true, err
 	}
 	return os, false, err
+}
+
+// firstOrderFrom is the id of the first order created at or after t (ok false if none).
+func (s *Store) firstOrderFrom(ctx context.Context, t time.Time) (int64, bool, error) {
+	var id int64
+	err := s.db.GetContext(ctx, &id, `SELECT id FROM orders WHERE created_at >= ? ORDER BY created_at LIMIT 1`, At(t))
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	return id, err == nil, err
 }
 
 // AdminOrder reads one order with its shopper's e-mail; ErrNotFound if none.

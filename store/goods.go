@@ -2,9 +2,11 @@ package store
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"storefront/money"
@@ -44,15 +46,25 @@ const goodsColumns = `id, name, description, price_fen, image, stock, active, ca
 type goodsSnapshot struct {
 	goods []Goods
 	gen   uint64
-	at    time.Time
+	at    atomic.Int64 // when last read from the database, UnixNano
 	// lower-cased name and description per goods, for case-insensitive search.
 	text       []string
 	categories []string // in order of first appearance
 	mu         sync.Mutex
 	orders     map[catalogueKey][]int // indexes into goods, per category and sort
+	found      map[searchKey][]int    // the same, of the goods matching a search
 }
 
 type catalogueKey struct{ category, sort string }
+
+type searchKey struct {
+	catalogueKey
+	q string
+}
+
+// maxSearches bounds the searches remembered per snapshot: past it, a search is
+// answered by scanning again, so invented queries can't grow memory.
+const maxSearches = 256
 
 // ListGoods returns the goods on sale, by id. The slice is shared between callers:
 // read it, never modify it.
@@ -64,18 +76,41 @@ func (s *Store) ListGoods(ctx context.Context) ([]Goods, error) {
 	return snap.goods, nil
 }
 
+// goodsSnapshot returns the catalogue as last read. A write of goods (here, or announced
+// by another instance) makes the next caller read it again and the others wait for that
+// read; a snapshot that is merely old (goodsTTL: the bound for writes nobody announced)
+// is re-read by one caller while the rest keep using it, and if nothing changed the same
+// snapshot stays — with its sort orders, search results and rendered grids.
 func (s *Store) goodsSnapshot(ctx context.Context) (*goodsSnapshot, error) {
 	gen := s.goodsGen.Load()
-	if snap := s.goodsSnap.Load(); snap != nil && snap.gen == gen && time.Since(snap.at) < s.goodsTTL {
-		return snap, nil
+	snap := s.goodsSnap.Load()
+	if snap != nil && snap.gen == gen {
+		if time.Since(snap.readAt()) < s.goodsTTL {
+			return snap, nil
+		}
+		if !s.goodsMu.TryLock() {
+			return snap, nil // another caller is re-reading it
+		}
+	} else {
+		s.goodsMu.Lock()
+	}
+	defer s.goodsMu.Unlock()
+	gen = s.goodsGen.Load()
+	if cur := s.goodsSnap.Load(); cur != nil && cur.gen == gen && time.Since(cur.readAt()) < s.goodsTTL {
+		return cur, nil // read by the caller this one waited for
 	}
 	var gs []Goods
 	err := s.db.SelectContext(ctx, &gs, `SELECT `+goodsColumns+` FROM goods WHERE active ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
-	snap := &goodsSnapshot{goods: gs, gen: gen, at: time.Now(), text: make([]string, len(gs)),
-		orders: map[catalogueKey][]int{}}
+	if cur := s.goodsSnap.Load(); cur != nil && cur.gen == gen && slices.EqualFunc(cur.goods, gs, sameGoods) {
+		cur.at.Store(time.Now().UnixNano())
+		return cur, nil
+	}
+	snap = &goodsSnapshot{goods: gs, gen: gen, text: make([]string, len(gs)),
+		orders: map[catalogueKey][]int{}, found: map[searchKey][]int{}}
+	snap.at.Store(time.Now().UnixNano())
 	seen := map[string]bool{}
 	for i, g := range gs {
 		snap.text[i] = strings.ToLower(g.Name + "\n" + g.Description)
@@ -87,6 +122,14 @@ func (s *Store) goodsSnapshot(ctx context.Context) (*goodsSnapshot, error) {
 	s.goodsSnap.Store(snap)
 	return snap, nil
 }
+
+func sameGoods(a, b Goods) bool {
+	return a.ID == b.ID && a.Name == b.Name && a.Description == b.Description && a.Price == b.Price && a.Image == b.Image &&
+		(a.Stock == nil) == (b.Stock == nil) && (a.Stock == nil || *a.Stock == *b.Stock) && a.Active == b.Active &&
+		a.Category == b.Category && a.Virtual == b.Virtual && a.CreatedAt.Equal(b.CreatedAt.Time)
+}
+
+func (snap *goodsSnapshot) readAt() time.Time { return time.Unix(0, snap.at.Load()) }
 
 // Catalogue sorts.
 const (
@@ -139,13 +182,7 @@ func (s *Store) Catalogue(ctx context.Context, q CatalogueQuery) (CataloguePage,
 	q.Q = strings.ToLower(strings.TrimSpace(q.Q))
 	idx := snap.ordered(q.Category, q.Sort)
 	if q.Q != "" {
-		found := make([]int, 0, 64)
-		for _, i := range idx {
-			if strings.Contains(snap.text[i], q.Q) {
-				found = append(found, i)
-			}
-		}
-		idx = found
+		idx = snap.search(idx, catalogueKey{q.Category, q.Sort}, q.Q)
 	}
 	p := CataloguePage{Total: len(idx), Categories: snap.categories}
 	from := (q.Page - 1) * q.PerPage
@@ -194,6 +231,29 @@ func (snap *goodsSnapshot) ordered(category, by string) []int {
 	}
 	snap.orders[k] = idx
 	return idx
+}
+
+// search returns those of idx (the order of k) whose text contains q, remembered.
+func (snap *goodsSnapshot) search(idx []int, k catalogueKey, q string) []int {
+	sk := searchKey{k, q}
+	snap.mu.Lock()
+	found, ok := snap.found[sk]
+	snap.mu.Unlock()
+	if ok {
+		return found
+	}
+	found = make([]int, 0, 64)
+	for _, i := range idx {
+		if strings.Contains(snap.text[i], q) {
+			found = append(found, i)
+		}
+	}
+	snap.mu.Lock()
+	if len(snap.found) < maxSearches {
+		snap.found[sk] = found
+	}
+	snap.mu.Unlock()
+	return found
 }
 
 // GoodsByID returns one goods on sale; ErrNotFound if unknown or withdrawn.
