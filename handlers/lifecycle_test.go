@@ -616,3 +616,52 @@ func TestPayCancelRace(t *testing.T) {
 	}
 	t.Logf("outcomes: %v", outcomes)
 }
+
+// The janitors: a shipped order nobody confirmed is received after AUTO_RECEIVE, and
+// expired sessions are deleted. Each job runs once per period whoever asks (its lease
+// is kept for the period), so instances sharing a database don't all do it each second.
+func TestJanitorsAutoReceiveAndPurge(t *testing.T) {
+	shop := shoptest.New(t, shoptest.Options{})
+	gid := shop.Demo(t, "台灯", 15900, nil)
+	b := shop.Browser()
+	b.Signup(t, "janitor@example.com")
+	ctx := context.Background()
+	ship := func() store.Order {
+		o := shop.PaidOrder(t, b, gid, 1)
+		if err := shop.Store.Ship(ctx, o.OutTradeNo, "顺丰速运", "SF1"); err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	raw := shop.Raw(t)
+	first, second := ship(), ship()
+	if _, err := shop.Store.StartSession(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	// Eleven days on: past AUTO_RECEIVE (10 days) and the session's 7.
+	shop.Clock.Advance(11 * 24 * time.Hour)
+	raw.MustExec(t, `UPDATE orders SET shipped_at = ? WHERE id = ?`, store.At(shop.Clock.Now()), second.ID) // shipped just now
+	shop.Pay.RunJanitors(ctx)
+	if got := shop.Order(t, first.OutTradeNo); got.Fulfilment != store.Received {
+		t.Fatalf("shipped 11 days ago with AUTO_RECEIVE 10 days: %s", got.Fulfilment)
+	}
+	if got := shop.Order(t, second.OutTradeNo); got.Fulfilment != store.Shipped {
+		t.Fatalf("shipped just now: %s", got.Fulfilment)
+	}
+	var expired int
+	raw.Get(&expired, `SELECT COUNT(*) FROM sessions WHERE expires_at <= ?`, store.At(shop.Clock.Now()))
+	if expired != 0 {
+		t.Fatalf("%d expired sessions left after the purge", expired)
+	}
+	// The second order becomes due, but the job's minute is not over: nobody runs it.
+	raw.MustExec(t, `UPDATE orders SET shipped_at = ? WHERE id = ?`, store.At(shop.Clock.Now().Add(-11*24*time.Hour)), second.ID)
+	shop.Pay.RunJanitors(ctx)
+	if got := shop.Order(t, second.OutTradeNo); got.Fulfilment != store.Shipped {
+		t.Fatalf("auto-receive ran twice in its minute: %s", got.Fulfilment)
+	}
+	shop.Clock.Advance(time.Minute)
+	shop.Pay.RunJanitors(ctx)
+	if got := shop.Order(t, second.OutTradeNo); got.Fulfilment != store.Received {
+		t.Fatalf("auto-receive a minute later: %s", got.Fulfilment)
+	}
+}

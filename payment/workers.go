@@ -42,7 +42,7 @@ func (s *Service) RunWorkers(ctx context.Context, interval time.Duration) {
 		if err := s.ReconcileYesterday(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("daily reconciliation; will retry", "err", err)
 		}
-		s.janitors(ctx)
+		s.RunJanitors(ctx)
 		if errors.Is(errExp, ErrGatewayDown) {
 			wait = min(wait*2, maxIdle)
 		} else {
@@ -65,8 +65,9 @@ const (
 	purgeEvery       = time.Hour
 )
 
-// janitors runs the periodic jobs whose lease this instance gets.
-func (s *Service) janitors(ctx context.Context) {
+// RunJanitors runs the periodic jobs (auto-receive, session purge) whose lease this
+// instance gets; RunWorkers calls it every pass.
+func (s *Service) RunJanitors(ctx context.Context) {
 	if ok, err := s.st.TakeLease(ctx, store.JobAutoReceive, autoReceiveEvery); err != nil && ctx.Err() == nil {
 		s.log.Error("auto-receive lease", "err", err)
 	} else if ok {

@@ -169,13 +169,14 @@ const (
 	JobPurgeSessions       = "purge-sessions"
 )
 
-// TakeLease makes this instance the holder of job for ttl, if nobody else holds it
-// now (or renews it if this instance does), and reports whether it does.
+// TakeLease makes this instance the holder of job for ttl if nobody holds it now — this
+// instance included: a job whose lease is kept for its period (the janitors) runs once
+// per period, not once per pass — and reports whether it does.
 func (s *Store) TakeLease(ctx context.Context, job string, ttl time.Duration) (bool, error) {
 	now := s.now()
 	res, err := s.wdb.ExecContext(ctx, `INSERT INTO leases (name, owner, held_until) VALUES (?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, held_until = excluded.held_until
-		WHERE leases.held_until <= ? OR leases.owner = ?`, job, s.instance, At(now.Add(ttl)), At(now), s.instance)
+		WHERE leases.held_until <= ?`, job, s.instance, At(now.Add(ttl)), At(now))
 	if err != nil {
 		return false, err
 	}

@@ -157,8 +157,8 @@ func mustClaim(t *testing.T, st *store.Store, clock *shoptest.Clock) []store.Ord
 	return os
 }
 
-// A job's lease has one holder at a time; the holder renews it, gives it back, and a
-// lapsed one goes to whoever asks next.
+// A job's lease has one holder at a time and is not taken again while it runs, by its
+// holder either; released by its holder or lapsed, it goes to whoever asks next.
 func TestJobLease(t *testing.T) {
 	clock := shoptest.NewClock(time.Now())
 	sts := instances(t, 3, clock)
@@ -183,17 +183,24 @@ func TestJobLease(t *testing.T) {
 	if holders != 1 {
 		t.Fatalf("%d instances got the lease at once", holders)
 	}
+	// Nobody takes it again while it runs, its holder included (a janitor's lease is
+	// its period).
 	var holder, other *store.Store
 	for _, st := range sts {
 		if ok, _ := st.TakeLease(ctx, store.JobDailyReconciliation, time.Minute); ok {
-			holder = st // the renewal
-		} else {
-			other = st
+			t.Fatal("a held lease was taken again")
 		}
 	}
-	if holder == nil || other == nil {
-		t.Fatal("the holder could not renew its lease")
+	for _, st := range sts {
+		if err := st.ReleaseLease(ctx, store.JobDailyReconciliation); err != nil {
+			t.Fatal(err)
+		}
 	}
+	// Released by whoever held it (the others' releases change nothing): the next to ask gets it.
+	if ok, _ := sts[0].TakeLease(ctx, store.JobDailyReconciliation, time.Minute); !ok {
+		t.Fatal("a released lease could not be taken")
+	}
+	holder, other = sts[0], sts[1]
 	if err := holder.ReleaseLease(ctx, store.JobDailyReconciliation); err != nil {
 		t.Fatal(err)
 	}
@@ -202,6 +209,12 @@ func TestJobLease(t *testing.T) {
 	}
 	if ok, _ := holder.TakeLease(ctx, store.JobDailyReconciliation, time.Minute); ok {
 		t.Fatal("two holders after a hand-on")
+	}
+	if err := holder.ReleaseLease(ctx, store.JobDailyReconciliation); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := holder.TakeLease(ctx, store.JobDailyReconciliation, time.Minute); ok {
+		t.Fatal("a lease released by someone who doesn't hold it was taken")
 	}
 	clock.Advance(time.Minute)
 	if ok, _ := holder.TakeLease(ctx, store.JobDailyReconciliation, time.Minute); !ok {
