@@ -56,7 +56,7 @@ func (s *Store) announce(ctx context.Context, q querier, kind string) error {
 	if s.listener == nil {
 		return nil
 	}
-	_, err := q.ExecContext(ctx, `SELECT pg_notify(?, ?)`, changeChannel, kind+" "+s.instance)
+	_, err := q.ExecContext(ctx, `SELECT pg_notify(?, ?)`, changeChannel, kind+" "+s.origin)
 	return err
 }
 
@@ -76,7 +76,7 @@ func (s *Store) dropCaches() {
 // heard applies one announcement from another instance.
 func (s *Store) heard(payload string) {
 	kind, from, _ := strings.Cut(payload, " ")
-	if from == s.instance {
+	if from == s.origin {
 		return // this process dropped its own cache when it made the change
 	}
 	switch kind {

@@ -67,6 +67,27 @@ func TestSessionEndedOnOneInstanceEndsOnAll(t *testing.T) {
 	}
 }
 
+// A restarted instance takes its predecessor's name for its leases (SetInstance), and
+// for a moment both may be up: the name must not make one deaf to the other's changes.
+func TestSameInstanceNameStillHearsTheOther(t *testing.T) {
+	a, b, _ := pgPair(t)
+	a.SetInstance("host/127.0.0.1:8080")
+	b.SetInstance("host/127.0.0.1:8080")
+	ctx := context.Background()
+	u, _ := a.CreateUser(ctx, "n@example.com", "x")
+	id, _ := a.StartSession(ctx, u.ID)
+	if got, err := b.SessionUser(ctx, id); err != nil || got != u.ID {
+		t.Fatalf("b reads the session: %d %v", got, err)
+	}
+	if err := a.EndSession(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "b ignored a's change because they share a lease name", func() bool {
+		_, err := b.SessionUser(ctx, id)
+		return errors.Is(err, store.ErrNotFound)
+	})
+}
+
 // While an instance can't hear the others it serves nothing from its caches, and once
 // it hears again it has forgotten what it cached before.
 func TestDeafInstanceBypassesCaches(t *testing.T) {

@@ -22,17 +22,15 @@ func MigrateTo(dsn, schema string, v int) error {
 	if v < len(ms) {
 		cut = strings.Index(schema, "-- migrate "+strconv.Itoa(v+1))
 	}
-	dl := dialectOf(dsn)
-	var st *Store
-	if dl.name == postgres.name {
-		st, err = openPostgres(dsn, schema[:cut])
+	st := &Store{dl: dialectOf(dsn), now: time.Now, origin: newInstanceID()}
+	if st.dl.name == postgres.name {
+		err = st.openPostgres(dsn, schema[:cut])
 	} else {
-		st, err = openSQLite(dsn, schema[:cut])
+		err = st.openSQLite(dsn, schema[:cut])
 	}
 	if err != nil {
 		return err
 	}
-	st.dl, st.now = dl, time.Now
 	return st.Close()
 }
 

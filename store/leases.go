@@ -34,7 +34,8 @@ const leaseMargin = 20 * time.Second
 // SetInstance names this process among those sharing the database, for its leases;
 // the default is host, pid and a random part. A name that is the same after a restart
 // (host and listening address: two live instances can't share both) lets a restarted
-// instance take back its predecessor's work at once instead of after LEASE_TTL.
+// instance take back its predecessor's work at once instead of after LEASE_TTL. Call it
+// before any worker starts.
 func (s *Store) SetInstance(name string) {
 	if name != "" {
 		s.instance = name

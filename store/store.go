@@ -51,6 +51,10 @@ type Store struct {
 	// instance names this process in the leases it takes on due work and in request
 	// ids, so two instances sharing a database never work the same item at once.
 	instance string
+	// origin signs this process's change announcements, so it ignores its own. Unlike
+	// instance (which SetInstance may change, and a restart may reuse) it is fixed at
+	// Open and unique to the process: the listener reads it while the shop starts up.
+	origin   string
 	leaseTTL time.Duration
 	// listener hears other instances' changes (PostgreSQL; nil on SQLite).
 	listener *listener
@@ -154,19 +158,19 @@ func Open(dsn, schema string, now func() time.Time) (*Store, error) {
 	if v := latestVersion(schema); v != SchemaVersion {
 		return nil, fmt.Errorf("store: schema.sql ends at version %d, the program expects %d", v, SchemaVersion)
 	}
-	dl := dialectOf(dsn)
-	var st *Store
+	// Every field is set before the engine's background goroutines (writer,
+	// checkpointer, listener) start, since they read them.
+	st := &Store{dl: dialectOf(dsn), now: now, goodsTTL: goodsCacheTTL, instance: newInstanceID(),
+		origin: newInstanceID(), leaseTTL: DefaultLeaseTTL, sessionMaxAge: sessionCacheMaxAge}
 	var err error
-	if dl.name == postgres.name {
-		st, err = openPostgres(dsn, schema)
+	if st.dl.name == postgres.name {
+		err = st.openPostgres(dsn, schema)
 	} else {
-		st, err = openSQLite(dsn, schema)
+		err = st.openSQLite(dsn, schema)
 	}
 	if err != nil {
 		return nil, err
 	}
-	st.dl, st.now, st.goodsTTL, st.instance, st.leaseTTL = dl, now, goodsCacheTTL, newInstanceID(), DefaultLeaseTTL
-	st.sessionMaxAge = sessionCacheMaxAge
 	if err := st.db.GetContext(context.Background(), &st.installation, `SELECT token FROM installation WHERE id = 1`); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("store: reading installation token: %w", err)
@@ -175,27 +179,28 @@ func Open(dsn, schema string, now func() time.Time) (*Store, error) {
 }
 
 // openSQLite opens a reader pool and the one writer on the file at path.
-func openSQLite(path, schema string) (*Store, error) {
+func (st *Store) openSQLite(path, schema string) error {
 	w := sqlx.NewDb(sql.OpenDB(writerConnector{DSN(path)}), sqlite.driver)
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
 	wdb := db{w}
 	if err := migrate(context.Background(), wdb, sqlite, schema); err != nil {
 		w.Close()
-		return nil, err
+		return err
 	}
 	r, err := sqlx.Open(sqlite.driver, DSN(path))
 	if err != nil {
 		w.Close()
-		return nil, err
+		return err
 	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
-	st := &Store{db: db{r}, wdb: wdb, stopCheckpoints: make(chan struct{}), checkpointsDone: make(chan struct{}),
-		writes: make(chan *writeJob), stopWrites: make(chan struct{}), writesDone: make(chan struct{})}
+	st.db, st.wdb = db{r}, wdb
+	st.stopCheckpoints, st.checkpointsDone = make(chan struct{}), make(chan struct{})
+	st.writes, st.stopWrites, st.writesDone = make(chan *writeJob), make(chan struct{}), make(chan struct{})
 	go st.checkpoints(st.stopCheckpoints, st.checkpointsDone)
 	go st.writer(st.stopWrites, st.writesDone)
-	return st, nil
+	return nil
 }
 
 // pgPoolSize bounds one instance's connections to PostgreSQL: enough for the writes in
@@ -205,10 +210,10 @@ const pgPoolSize = 16
 
 // openPostgres opens one pool for reads and writes (PostgreSQL has many writers), and
 // the listener that hears other instances' changes.
-func openPostgres(dsn, schema string) (*Store, error) {
+func (st *Store) openPostgres(dsn, schema string) error {
 	p, err := sqlx.Open(postgres.driver, dsn)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	p.SetMaxOpenConns(pgPoolSize)
 	p.SetMaxIdleConns(pgPoolSize)
@@ -218,18 +223,18 @@ func openPostgres(dsn, schema string) (*Store, error) {
 	defer cancel()
 	if err := d.PingContext(ctx); err != nil {
 		p.Close()
-		return nil, fmt.Errorf("store: connecting to PostgreSQL: %w", err)
+		return fmt.Errorf("store: connecting to PostgreSQL: %w", err)
 	}
 	if err := migrate(ctx, d, postgres, schema); err != nil {
 		p.Close()
-		return nil, err
+		return err
 	}
-	st := &Store{db: d, wdb: d}
+	st.db, st.wdb = d, d
 	if err := st.listen(dsn); err != nil {
 		p.Close()
-		return nil, err
+		return err
 	}
-	return st, nil
+	return nil
 }
 
 // Installation returns the token of this database file: it changes only when the file
