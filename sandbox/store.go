@@ -249,6 +249,10 @@ func openDB(path string) (*sqlx.DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	// One connection: the emulator's transactions queue here in turn instead of
+	// racing for SQLite's write lock, where under load (a test storm on a busy
+	// machine) one could wait out busy_timeout and answer SYSTEM_ERROR.
+	db.SetMaxOpenConns(1)
 	if err := migrate(db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sandbox: schema: %w", err)
