@@ -144,7 +144,7 @@ func (b *bench) export(ctx context.Context, name, cookie, from, to string, wantR
 	}
 	waitProfile := b.profile(ctx, name)
 	sampler := sampleRSS(pid, 2*time.Millisecond)
-	cpu0, cpuErr := sampleCPU(pid)
+	cpu0, cpuErr := b.sampleCPU(ctx)
 	start := time.Now()
 	for run.downloads < maxDownloads && (run.downloads == 0 || time.Since(start) < b.o.duration) {
 		if err := ctx.Err(); err != nil {
@@ -165,7 +165,7 @@ func (b *bench) export(ctx context.Context, name, cookie, from, to string, wantR
 		}
 	}
 	run.elapsed = time.Since(start)
-	cpu1, err := sampleCPU(pid)
+	cpu1, err := b.sampleCPU(ctx)
 	if cpuErr == nil && err == nil {
 		cu := cpuBetween(cpu0, cpu1, run.rows)
 		run.cpu = &cu

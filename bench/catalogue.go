@@ -132,8 +132,9 @@ func insertGoods(ctx context.Context, db *sqlx.DB, from, to int) error {
 		return err
 	}
 	defer tx.Rollback()
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO goods (name, description, price_fen, image, stock, active, category,
-		virtual, created_at) VALUES (?, ?, ?, ?, ?, 1, ?, 0, ?)`)
+	// TRUE/FALSE: booleans on PostgreSQL, 1/0 on SQLite, as before.
+	ins, err := tx.PrepareContext(ctx, tx.Rebind(`INSERT INTO goods (name, description, price_fen, image, stock, active,
+		category, virtual, created_at) VALUES (?, ?, ?, ?, ?, TRUE, ?, FALSE, ?)`))
 	if err != nil {
 		return err
 	}
@@ -141,7 +142,7 @@ func insertGoods(ctx context.Context, db *sqlx.DB, from, to int) error {
 	now := time.Now().UTC().Format(timeLayout)
 	for i := from; i < to; i++ {
 		g := catalogueGoods(i)
-		if _, err := ins.ExecContext(ctx, g.Name, g.Description, g.Price, g.Image, g.Stock, g.Category, now); err != nil {
+		if _, err := ins.ExecContext(ctx, g.Name, g.Description, int64(g.Price), g.Image, g.Stock, g.Category, now); err != nil {
 			return err
 		}
 	}

@@ -14,32 +14,46 @@ import (
 const clockTick = 10 * time.Millisecond
 
 // cpuSample is where CPU time had gone at one moment: the shop process, this process
-// (the load generator) and the whole machine, so a scenario can say who spent what.
+// (the load generator), the database server's processes serving the shop (PostgreSQL;
+// SQLite runs inside the shop) and the whole machine, so a scenario can say who spent
+// what.
 type cpuSample struct {
 	shop, self time.Duration
-	busy, idle time.Duration // whole machine, all cores
+	db         map[int]time.Duration // by server process; nil on SQLite
+	dbOK       bool                  // db was read (PostgreSQL, its processes readable here)
+	busy, idle time.Duration         // whole machine, all cores
 	at         time.Time
 }
 
-// sampleCPU reads the shop's and our own CPU time and the machine's busy/idle split.
-func sampleCPU(shopPID int) (cpuSample, error) {
-	s := cpuSample{at: time.Now()}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", shopPID))
+// procCPU is the user and system CPU time process pid has used so far.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return s, err
+		return 0, err
 	}
 	// The command name in field 2 may hold spaces; utime and stime are fields 14 and 15,
 	// i.e. the 12th and 13th after the closing parenthesis.
 	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
 	if len(f) < 13 {
-		return s, fmt.Errorf("short /proc/%d/stat", shopPID)
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
 	}
+	var d time.Duration
 	for _, x := range f[11:13] {
 		n, err := strconv.ParseInt(x, 10, 64)
 		if err != nil {
-			return s, err
+			return 0, err
 		}
-		s.shop += time.Duration(n) * clockTick
+		d += time.Duration(n) * clockTick
+	}
+	return d, nil
+}
+
+// sampleCPU reads the shop's and our own CPU time and the machine's busy/idle split.
+func sampleCPU(shopPID int) (cpuSample, error) {
+	s := cpuSample{at: time.Now()}
+	var err error
+	if s.shop, err = procCPU(shopPID); err != nil {
+		return s, err
 	}
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
@@ -78,10 +92,15 @@ type cpuUse struct {
 	ShopUSPerReq float64 `json:"shop_cpu_us_per_req"`
 	GenUSPerReq  float64 `json:"generator_cpu_us_per_req"`
 	ShopCores    float64 `json:"shop_cores"`
-	IdlePct      float64 `json:"machine_idle_pct"`
-	// OtherCores is the machine's busy time that was neither the shop's nor the bench's
-	// (other processes, and interrupt work no process is billed for), in cores: well
-	// above a few tenths, someone else was using the machine and the figures are low.
+	// The PostgreSQL server's processes serving the shop's connections (absent on SQLite,
+	// whose work is the shop's own).
+	DBUSPerReq *float64 `json:"db_cpu_us_per_req,omitempty"`
+	DBCores    *float64 `json:"db_cores,omitempty"`
+	IdlePct    float64  `json:"machine_idle_pct"`
+	// OtherCores is the machine's busy time that was neither the shop's, nor the bench's,
+	// nor (PostgreSQL) the server's for the shop (other processes, and interrupt work no
+	// process is billed for), in cores: well above a few tenths, someone else was using
+	// the machine and the figures are low.
 	OtherCores float64 `json:"other_cores"`
 }
 
@@ -98,8 +117,26 @@ func cpuBetween(a, b cpuSample, requests int) cpuUse {
 	if tot := (b.busy - a.busy) + (b.idle - a.idle); tot > 0 {
 		u.IdlePct = 100 * float64(b.idle-a.idle) / float64(tot)
 	}
+	var db time.Duration
+	if a.dbOK && b.dbOK {
+		for pid, t := range b.db {
+			if before := a.db[pid]; before <= t {
+				db += t - before // a process that started in between counts from zero
+			} else {
+				db += t // the pid was reused
+			}
+		}
+		perReq, cores := 0.0, 0.0
+		if requests > 0 {
+			perReq = float64(db.Microseconds()) / float64(requests)
+		}
+		if wall > 0 {
+			cores = db.Seconds() / wall
+		}
+		u.DBUSPerReq, u.DBCores = &perReq, &cores
+	}
 	if wall > 0 {
-		u.OtherCores = max(0, ((b.busy-a.busy)-(b.shop-a.shop)-(b.self-a.self)).Seconds()/wall)
+		u.OtherCores = max(0, ((b.busy-a.busy)-(b.shop-a.shop)-(b.self-a.self)-db).Seconds()/wall)
 	}
 	return u
 }

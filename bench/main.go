@@ -5,6 +5,12 @@
 //	go run ./bench                     full run (5s per scenario, 1,000,000 orders in the back office)
 //	go run ./bench -smoke              CI: ~1s per scenario, 20,000 orders; fails only on errors
 //	go run ./bench -pprof              also save a CPU profile of the shop per scenario
+//	go run ./bench -db both            SQLite, then PostgreSQL (the default when TEST_POSTGRES_URL is set)
+//
+// On PostgreSQL (TEST_POSTGRES_URL, a server on loopback where the user may create a
+// schema) the shop runs in a fresh schema, filled from a preseeded SQLite file by the
+// shop's own migrate-to, and the schema is dropped at the end (unless -keep). The
+// engines run one after the other, each with its own shop process and temp files.
 //
 // It never talks to anything but 127.0.0.1.
 package main
@@ -42,6 +48,11 @@ type options struct {
 	// adminOrders is the size of the order history seeded before the shop starts.
 	adminOrders  int
 	adminWorkers uint64
+	// engines are the engines to run, in order; pgURL is TEST_POSTGRES_URL, and
+	// pgSkipped why PostgreSQL does not run when it does not.
+	engines   []string
+	pgURL     string
+	pgSkipped string
 }
 
 func main() {
@@ -55,7 +66,47 @@ func main() {
 	flag.IntVar(&o.genProcs, "gen-procs", 0, "GOMAXPROCS of the load generator while it attacks; 0 = 1 for the purchase scenario, all cores for the others")
 	flag.IntVar(&o.adminOrders, "admin-orders", 0, "orders seeded into the database before the shop starts, for the back office; 0 = 1,000,000 (smoke: 20,000)")
 	flag.Uint64Var(&o.adminWorkers, "admin-workers", 4, "fixed number of workers (operators) for the back-office pages")
+	o.pgURL = strings.TrimSpace(os.Getenv("TEST_POSTGRES_URL"))
+	dbDefault := "sqlite"
+	if o.pgURL != "" {
+		dbDefault = "both"
+	}
+	db := flag.String("db", dbDefault, "engines to run: sqlite, postgres (at TEST_POSTGRES_URL) or both, one after the other")
 	flag.Parse()
+	switch *db {
+	case "sqlite":
+		o.engines = []string{engineSQLite}
+		if o.pgURL == "" {
+			o.pgSkipped = "TEST_POSTGRES_URL is not set (a postgres:// URL of a server on loopback where the user " +
+				"may CREATE SCHEMA; bash .ci/postgres start makes one)"
+		} else {
+			o.pgSkipped = "-db sqlite was given"
+		}
+	case "postgres":
+		o.engines = []string{enginePostgres}
+	case "both":
+		o.engines = []string{engineSQLite, enginePostgres}
+	default:
+		fmt.Fprintf(os.Stderr, "bench: -db is sqlite, postgres or both, not %q\n", *db)
+		os.Exit(2)
+	}
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "db" })
+	if o.pgURL != "" && !explicit {
+		if err := pgLoopback(o.pgURL); err != nil { // the default: skipped, not refused
+			o.engines, o.pgSkipped, *db = []string{engineSQLite}, "TEST_POSTGRES_URL: "+err.Error(), "sqlite"
+		}
+	}
+	if *db != "sqlite" {
+		if o.pgURL == "" {
+			fmt.Fprintf(os.Stderr, "bench: -db %s needs TEST_POSTGRES_URL (postgres://user@127.0.0.1:port/db, a user who may CREATE SCHEMA)\n", *db)
+			os.Exit(2)
+		}
+		if err := pgLoopback(o.pgURL); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: TEST_POSTGRES_URL:", err)
+			os.Exit(2)
+		}
+	}
 	if o.smoke {
 		o.duration = time.Second
 	}
@@ -75,8 +126,8 @@ func main() {
 	os.Exit(code)
 }
 
-// run returns the exit code; every resource it starts (the shop process above all) is
-// released before it returns, whatever happens.
+// run returns the exit code; every resource it starts (the shop processes and the
+// PostgreSQL schema above all) is released before it returns, whatever happens.
 func run(ctx context.Context, o options) int {
 	start := time.Now()
 	loadStart := loadAvg() // before the build and the seeding add their own load
@@ -105,48 +156,114 @@ func run(ctx context.Context, o options) int {
 		return fail(fmt.Errorf("go build: %w", err))
 	}
 
-	// The back office's history goes straight into the file before the shop opens it.
-	logf("seeding %d orders into %s", o.adminOrders, dbFile(tmp))
-	bulk, err := preseed(ctx, root, dbFile(tmp), o.adminOrders, time.Now())
-	if err != nil {
+	full := &fullReport{Machine: machine(), Duration: o.duration.String(), Workers: o.workers, Smoke: o.smoke,
+		PostgresSkipped: o.pgSkipped, LoadAvgStart: loadStart}
+	var runErr error
+	var failedLog string
+	for _, engine := range o.engines {
+		dir := filepath.Join(tmp, engine)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return fail(err)
+		}
+		logf("=== %s ===", engineLabel(engine))
+		rep, logPath, err := runEngine(ctx, o, engine, root, bin, dir)
+		if rep != nil {
+			full.Engines = append(full.Engines, rep)
+			full.TotalErrors += rep.TotalErrors
+		}
+		if err != nil {
+			runErr, failedLog = fmt.Errorf("%s: %w", engineLabel(engine), err), logPath
+			break
+		}
+		if rep.TotalErrors > 0 && failedLog == "" {
+			failedLog = logPath
+		}
+	}
+	full.compare()
+	full.LoadAvgEnd = loadAvg()
+	if len(full.Engines) > 0 {
+		full.WallSeconds = time.Since(start).Seconds()
+		printTable(os.Stdout, full)
+		if werr := writeJSON(o.jsonPath, full); werr != nil {
+			fmt.Fprintln(os.Stderr, "bench: writing JSON:", werr)
+		} else {
+			fmt.Printf("wrote %s (wall %.1fs)\n", o.jsonPath, full.WallSeconds)
+		}
+	}
+	if runErr != nil {
 		keep = true
-		return fail(err)
+		if failedLog != "" {
+			fmt.Fprintf(os.Stderr, "bench: %v (shop log: %s)\n", runErr, failedLog)
+		} else {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", runErr)
+		}
+		return 1
+	}
+	if full.TotalErrors > 0 {
+		keep = true
+		fmt.Fprintf(os.Stderr, "bench: %d errors (shop log: %s)\n", full.TotalErrors, failedLog)
+		return 1
+	}
+	if misses := full.missed(); len(misses) > 0 {
+		fmt.Printf("targets missed (reported, not fatal): %s\n", strings.Join(misses, ", "))
+	}
+	return 0
+}
+
+// runEngine runs every scenario on one engine in dir: it preseeds the SQLite file there,
+// on PostgreSQL moves it into a fresh schema with the shop's migrate-to (timed), starts
+// the shop on the engine's database, runs the scenarios and stops the shop (and drops
+// the schema, unless -keep). It returns the engine's report (possibly partial) and the
+// shop's log.
+func runEngine(ctx context.Context, o options, engine, root, bin, dir string) (*report, string, error) {
+	loadStart := loadAvg()
+	// The back office's history goes straight into the file before the shop opens it.
+	logf("seeding %d orders into %s", o.adminOrders, dbFile(dir))
+	bulk, err := preseed(ctx, root, dbFile(dir), o.adminOrders, time.Now())
+	if err != nil {
+		return nil, "", err
 	}
 	logf("seeded %d users, %d orders, %d refunds (%.1fs, database %.0f MB)", bulk.Users, bulk.Orders, bulk.Refunds,
 		bulk.SeedSeconds, bulk.DBMB)
 
-	srv, err := startShop(ctx, bin, tmp, o.pprof)
+	dsn := dbFile(dir)
+	var pg *pgTarget
+	var mig *migrateFigure
+	if engine == enginePostgres {
+		if pg, err = newPGTarget(ctx, o.pgURL); err != nil {
+			return nil, "", err
+		}
+		defer func() {
+			if o.keep {
+				fmt.Printf("PostgreSQL schema kept: %s\n", pg.schema)
+				pg.close()
+				return
+			}
+			if err := pg.drop(); err != nil {
+				logf("dropping schema %s: %v", pg.schema, err)
+			}
+		}()
+		logf("PostgreSQL schema %s at %s", pg.schema, redactURL(o.pgURL))
+		dsn = pg.shopDSN
+		if mig, err = migrateTo(ctx, bin, dir, dbFile(dir), dsn); err != nil {
+			return nil, "", err
+		}
+		if mb, err := pg.sizeMB(ctx); err == nil {
+			mig.DBMB = mb
+		}
+		logf("migrate-to: %d rows in %.2fs (%.0f rows/s), schema %.0f MB", mig.Rows, mig.Seconds, mig.RowsPerSec, mig.DBMB)
+	}
+
+	srv, err := startShop(ctx, bin, dir, dsn, o.pprof)
 	if err != nil {
-		return fail(err)
+		return nil, filepath.Join(dir, "shop.log"), err
 	}
 	defer srv.stop()
-	logf("shop pid %d on %s", srv.cmd.Process.Pid, srv.base)
+	logf("shop pid %d on %s (%s)", srv.cmd.Process.Pid, srv.base, engineLabel(engine))
 
-	b := &bench{o: o, srv: srv, root: root, tmp: tmp, bulk: bulk}
+	b := &bench{o: o, srv: srv, root: root, tmp: dir, bulk: bulk, engine: engine, pg: pg, migrated: mig}
 	rep, err := b.runAll(ctx, loadStart)
-	if rep != nil {
-		rep.WallSeconds = time.Since(start).Seconds()
-		printTable(os.Stdout, rep)
-		if werr := writeJSON(o.jsonPath, rep); werr != nil {
-			fmt.Fprintln(os.Stderr, "bench: writing JSON:", werr)
-		} else {
-			fmt.Printf("wrote %s (wall %.1fs)\n", o.jsonPath, rep.WallSeconds)
-		}
-	}
-	if err != nil {
-		keep = true
-		fmt.Fprintf(os.Stderr, "bench: %v (shop log: %s)\n", err, srv.logPath)
-		return 1
-	}
-	if rep.TotalErrors > 0 {
-		keep = true
-		fmt.Fprintf(os.Stderr, "bench: %d errors (shop log: %s)\n", rep.TotalErrors, srv.logPath)
-		return 1
-	}
-	if misses := rep.missed(); len(misses) > 0 {
-		fmt.Printf("targets missed (reported, not fatal): %s\n", strings.Join(misses, ", "))
-	}
-	return 0
+	return rep, srv.logPath, err
 }
 
 func fail(err error) int {
@@ -188,7 +305,7 @@ type shop struct {
 	cmd       *exec.Cmd
 	base      string // http://127.0.0.1:port
 	pprofBase string // "" unless -pprof
-	dbPath    string
+	dsn       string // the shop's DB: the SQLite file's path, or a postgres:// URL
 	keysDir   string
 	logPath   string
 	logFile   *os.File
@@ -196,16 +313,18 @@ type shop struct {
 	once      sync.Once
 }
 
-func startShop(ctx context.Context, bin, tmp string, pprof bool) (*shop, error) {
+// startShop starts the shop in tmp on the database dsn (an SQLite path or a postgres://
+// URL) and waits until it answers.
+func startShop(ctx context.Context, bin, tmp, dsn string, pprof bool) (*shop, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	s := &shop{base: "http://" + addr, dbPath: dbFile(tmp), keysDir: filepath.Join(tmp, "keys"),
+	s := &shop{base: "http://" + addr, dsn: dsn, keysDir: filepath.Join(tmp, "keys"),
 		logPath: filepath.Join(tmp, "shop.log"), exited: make(chan struct{})}
 	env := append(os.Environ(),
-		"ADDR="+addr, "PUBLIC_URL=http://"+addr, "DB="+s.dbPath, "KEYS_DIR="+s.keysDir,
+		"ADDR="+addr, "PUBLIC_URL=http://"+addr, "DB="+s.dsn, "KEYS_DIR="+s.keysDir,
 		"SANDBOX_DB="+filepath.Join(tmp, "sandbox.db"), "ALIPAY_MODE=local",
 		"ALIPAY_GATEWAY=", "ALIPAY_APP_ID=", "ALIPAY_SELLER_ID=", "SESSION_SECRET=",
 		"ORDER_TTL=240h", "RECONCILE_AFTER=240h", "SANDBOX_TIME_SCALE=1")
@@ -339,7 +458,7 @@ func mustLoopback(raw string) error {
 	return nil
 }
 
-func writeJSON(path string, rep *report) error {
+func writeJSON(path string, rep *fullReport) error {
 	b, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
 		return err

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"text/tabwriter"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -30,6 +29,21 @@ type bench struct {
 	root string
 	tmp  string
 	bulk *bulkData // the back office's history, seeded before the shop started
+	// engine is engineSQLite or enginePostgres; on PostgreSQL, pg is the schema the shop
+	// runs in and migrated what migrate-to took to fill it.
+	engine   string
+	pg       *pgTarget
+	migrated *migrateFigure
+}
+
+// sampleCPU samples the shop's, the generator's and the machine's CPU, and on
+// PostgreSQL that of the server's processes serving the shop.
+func (b *bench) sampleCPU(ctx context.Context) (cpuSample, error) {
+	s, err := sampleCPU(b.srv.cmd.Process.Pid)
+	if err == nil && b.pg != nil {
+		s.db, s.dbOK = b.pg.backendCPU(ctx)
+	}
+	return s, err
 }
 
 // result is one row of the table.
@@ -58,11 +72,12 @@ type result struct {
 	noLatency   bool
 }
 
+// report is one engine's run.
 type report struct {
-	Machine       map[string]any `json:"machine"`
-	Duration      string         `json:"duration_per_scenario"`
-	Workers       uint64         `json:"workers"`
-	Smoke         bool           `json:"smoke"`
+	Engine        string         `json:"engine"`                    // "sqlite" or "postgres"
+	Schema        string         `json:"postgres_schema,omitempty"` // the schema the shop ran in
+	Server        string         `json:"postgres_server,omitempty"` // its version and durability settings
+	MigrateTo     *migrateFigure `json:"migrate_to,omitempty"`      // filling it from the SQLite file
 	ShopperOrders int            `json:"shopper_orders"`
 	NotifyOrders  int            `json:"notify_orders"`
 	CatalogueSize int            `json:"catalogue_goods"`
@@ -77,16 +92,6 @@ type report struct {
 	LoadAvgEnd    string         `json:"loadavg_end"`
 	ShopLog       string         `json:"shop_log"`
 	HeapProfile   string         `json:"heap_profile,omitempty"`
-}
-
-func (r *report) missed() []string {
-	var m []string
-	for _, s := range r.Scenarios {
-		if !s.TargetMet {
-			m = append(m, s.Name)
-		}
-	}
-	return m
 }
 
 func (r *report) add(res *result) *result {
@@ -107,8 +112,7 @@ func (b *bench) runAll(ctx context.Context, loadStart string) (*report, error) {
 	if b.o.smoke {
 		notifyN = 600
 	}
-	rep := &report{Machine: machine(), Duration: b.o.duration.String(), Workers: b.o.workers, Smoke: b.o.smoke,
-		ShopperOrders: ordersN, NotifyOrders: notifyN, CatalogueSize: catalogueSize, BackOffice: b.bulk,
+	rep := &report{Engine: b.engine, MigrateTo: b.migrated, ShopperOrders: ordersN, NotifyOrders: notifyN, CatalogueSize: catalogueSize, BackOffice: b.bulk,
 		ShopLog: b.srv.logPath, LoadAvgStart: loadStart}
 	defer func() { rep.LoadAvgEnd = loadAvg() }()
 	bulk := rep.add(&result{Name: fmt.Sprintf("seed %d orders (before start)", b.bulk.Orders), Requests: b.bulk.Orders,
@@ -117,6 +121,15 @@ func (b *bench) runAll(ctx context.Context, loadStart string) (*report, error) {
 	bulk.Note = fmt.Sprintf("%.1fs: %d users, %d orders with one item each, %d refunds, %d paid and unshipped; "+
 		"one transaction; database %.0f MB", b.bulk.SeedSeconds, b.bulk.Users, b.bulk.Orders, b.bulk.Refunds,
 		b.bulk.ToShip, b.bulk.DBMB)
+	if m := b.migrated; m != nil {
+		rep.Schema, rep.Server = b.pg.schema, b.pg.server
+		bulk.Note += "; into the SQLite file, then copied to PostgreSQL by migrate-to"
+		mig := rep.add(&result{Name: "migrate-to into PostgreSQL (rows)", Requests: int(m.Rows), Seconds: m.Seconds,
+			PerSec: m.RowsPerSec, Rows: int(m.Rows), RowsPerSec: m.RowsPerSec, Target: "reported", TargetMet: true,
+			noLatency: true})
+		mig.Note = fmt.Sprintf("%d rows of every table in %.2fs (%.0f rows/s, the command's wall time), schema %s %.0f MB; "+
+			"it said %q", m.Rows, m.Seconds, m.RowsPerSec, b.pg.schema, m.DBMB, m.Said)
+	}
 
 	t0 := time.Now()
 	sd, err := b.seed(ctx, ordersN, notifyN)
@@ -133,13 +146,13 @@ func (b *bench) runAll(ctx context.Context, loadStart string) (*report, error) {
 	}
 	// The replay order goes first so it is signed even if the budget cuts the pool short.
 	nos := append([]string{sd.replayNo}, sd.notifyNos...)
-	cpu0, cpuErr := sampleCPU(b.srv.cmd.Process.Pid)
+	cpu0, cpuErr := b.sampleCPU(ctx)
 	bodies, signRate, err := b.signNotifies(nos, ceilingFor, 30*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("signing notifies: %w", err)
 	}
 	var signCPU *cpuUse
-	if cpu1, err := sampleCPU(b.srv.cmd.Process.Pid); cpuErr == nil && err == nil {
+	if cpu1, err := b.sampleCPU(ctx); cpuErr == nil && err == nil {
 		u := cpuBetween(cpu0, cpu1, 0)
 		signCPU = &u
 	}
@@ -534,7 +547,7 @@ func (b *bench) attackWith(ctx context.Context, name string, workers uint64, tr 
 	waitProfile := b.profile(ctx, name)
 	lat := make([]time.Duration, 0, 1<<16)
 	seen := map[string]bool{}
-	cpu0, cpuErr := sampleCPU(b.srv.cmd.Process.Pid)
+	cpu0, cpuErr := b.sampleCPU(ctx)
 	start := time.Now()
 	for r := range atk.Attack(guarded, vegeta.Rate{Freq: 0, Per: time.Second}, b.o.duration, name) {
 		if r.Code == 0 && r.Error == vegeta.ErrNoTargets.Error() {
@@ -550,7 +563,7 @@ func (b *bench) attackWith(ctx context.Context, name string, workers uint64, tr 
 		}
 	}
 	elapsed := time.Since(start)
-	cpu1, err := sampleCPU(b.srv.cmd.Process.Pid)
+	cpu1, err := b.sampleCPU(ctx)
 	if cpuErr == nil && err == nil {
 		u := cpuBetween(cpu0, cpu1, len(lat))
 		res.CPU = &u
@@ -658,8 +671,21 @@ func fetchPprof(ctx context.Context, u string, timeout time.Duration, path strin
 	return f.Close()
 }
 
+// openDB opens the shop's database for the bench's own direct SQL, on the engine under
+// test: the SQLite file (with the shop's pragmas) or the PostgreSQL schema. Queries are
+// written with "?" and go through db.Rebind, which makes them $1… on PostgreSQL.
 func (b *bench) openDB() (*sqlx.DB, error) {
-	return sqlx.Open("sqlite3", store.DSN(b.srv.dbPath))
+	return openDB(b.srv.dsn)
+}
+
+// openDB opens dsn (an SQLite path or a postgres:// URL, as the shop's DB) with sqlx; on
+// PostgreSQL under the bench's own application_name, so that its server processes are
+// not billed to the shop.
+func openDB(dsn string) (*sqlx.DB, error) {
+	if store.IsPostgres(dsn) {
+		return sqlx.Open("pgx", benchDSN(dsn))
+	}
+	return sqlx.Open("sqlite3", store.DSN(dsn))
 }
 
 func (b *bench) newestOrder(ctx context.Context, userID int64) (string, error) {
@@ -669,7 +695,7 @@ func (b *bench) newestOrder(ctx context.Context, userID int64) (string, error) {
 	}
 	defer db.Close()
 	var no string
-	err = db.GetContext(ctx, &no, `SELECT out_trade_no FROM orders WHERE user_id = ? ORDER BY id DESC LIMIT 1`, userID)
+	err = db.GetContext(ctx, &no, db.Rebind(`SELECT out_trade_no FROM orders WHERE user_id = ? ORDER BY id DESC LIMIT 1`), userID)
 	return no, err
 }
 
@@ -697,8 +723,9 @@ func (b *bench) snapshots(ctx context.Context, userID, afterID int64, a map[stri
 		Made    int `db:"made"`
 		Snapped int `db:"snapped"`
 	}{}
-	err = db.GetContext(ctx, &row, `SELECT COUNT(*) AS made, COALESCE(SUM(needs_shipping AND ship_name = ? AND ship_phone = ?
-		AND ship_region = ? AND ship_detail = ?), 0) AS snapped FROM orders WHERE user_id = ? AND id > ?`,
+	err = db.GetContext(ctx, &row, db.Rebind(`SELECT COUNT(*) AS made, COALESCE(SUM(CASE WHEN needs_shipping
+		AND ship_name = ? AND ship_phone = ? AND ship_region = ? AND ship_detail = ? THEN 1 ELSE 0 END), 0) AS snapped
+		FROM orders WHERE user_id = ? AND id > ?`),
 		a["name"], a["phone"], a["region"], a["detail"], userID, afterID)
 	return row.Made, row.Snapped, err
 }
@@ -722,8 +749,8 @@ func (b *bench) countPaid(ctx context.Context, payerID int64, except string) (in
 	}
 	defer db.Close()
 	var n int
-	err = db.GetContext(ctx, &n, `SELECT COUNT(*) FROM orders WHERE user_id = ? AND status = 'paid' AND out_trade_no <> ?`,
-		payerID, except)
+	err = db.GetContext(ctx, &n, db.Rebind(`SELECT COUNT(*) FROM orders WHERE user_id = ? AND status = 'paid'
+		AND out_trade_no <> ?`), payerID, except)
 	return n, err
 }
 
@@ -734,80 +761,6 @@ func (b *bench) orderStatus(ctx context.Context, no string) (string, error) {
 	}
 	defer db.Close()
 	var st string
-	err = db.GetContext(ctx, &st, `SELECT status FROM orders WHERE out_trade_no = ?`, no)
+	err = db.GetContext(ctx, &st, db.Rebind(`SELECT status FROM orders WHERE out_trade_no = ?`), no)
 	return st, err
-}
-
-func printTable(w io.Writer, rep *report) {
-	fmt.Fprintf(w, "\nstorefront bench: %v, %d workers, %s per scenario%s\n", rep.Machine, rep.Workers, rep.Duration,
-		map[bool]string{true: " (smoke)", false: ""}[rep.Smoke])
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\trequests\treq/s\tp50\tp99\terrors\tshop CPU/req\tbench CPU/req\tworkers\tbench Ps\tidle\tothers\ttarget\tresult\t")
-	for _, s := range rep.Scenarios {
-		verdict := "PASS"
-		switch {
-		case s.Errors > 0:
-			verdict = "FAIL (errors)"
-		case !s.TargetMet:
-			verdict = "MISS"
-		}
-		reqs, rate, p50, p99 := strconv.Itoa(s.Requests), fmt.Sprintf("%.0f", s.PerSec),
-			fmt.Sprintf("%.2fms", s.P50ms), fmt.Sprintf("%.2fms", s.P99ms)
-		if s.noLatency {
-			p50, p99 = "-", "-"
-			if s.PerSec == 0 {
-				reqs, rate = "-", "-"
-			}
-		}
-		shopCPU, genCPU, idle, procs, workers, others := "-", "-", "-", "-", "-", "-"
-		if s.GenProcs > 0 {
-			procs = strconv.Itoa(s.GenProcs)
-		}
-		if s.Workers > 0 {
-			workers = strconv.FormatUint(s.Workers, 10)
-		}
-		if s.CPU != nil {
-			if s.CPU.ShopUSPerReq > 0 || s.CPU.GenUSPerReq > 0 {
-				shopCPU, genCPU = fmt.Sprintf("%.0fµs", s.CPU.ShopUSPerReq), fmt.Sprintf("%.0fµs", s.CPU.GenUSPerReq)
-			}
-			idle = fmt.Sprintf("%.0f%%", s.CPU.IdlePct)
-			others = fmt.Sprintf("%.2f", s.CPU.OtherCores)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", s.Name, reqs, rate, p50, p99, s.Errors,
-			shopCPU, genCPU, workers, procs, idle, others, s.Target, verdict)
-	}
-	tw.Flush()
-	for _, s := range rep.Scenarios {
-		if s.Note != "" {
-			fmt.Fprintf(w, "  %s: %s\n", s.Name, s.Note)
-		}
-		for _, e := range s.ErrorSamples {
-			fmt.Fprintf(w, "  %s error: %s\n", s.Name, e)
-		}
-		if s.Profile != "" {
-			fmt.Fprintf(w, "  %s CPU profile: %s\n", s.Name, s.Profile)
-		}
-	}
-	fmt.Fprintf(w, "load average at start %s, after seeding %s, at end %s (the bench and the shop count in it too)\n",
-		rep.LoadAvgStart, rep.LoadAvgLoad, rep.LoadAvgEnd)
-	fmt.Fprintln(w, "others: cores busy outside the shop and the bench during the scenario; other work on the machine skews every figure")
-	var busy []string
-	most := 0.0
-	for _, s := range rep.Scenarios {
-		if s.CPU != nil && s.CPU.OtherCores > 0.2 {
-			busy = append(busy, s.Name)
-			most = max(most, s.CPU.OtherCores)
-		}
-	}
-	if len(busy) > 4 {
-		busy = append(busy[:3], fmt.Sprintf("%d more", len(busy)-3))
-	}
-	if len(busy) > 0 {
-		fmt.Fprintf(w, "WARNING: other processes used up to %.2f cores during %s: those figures are low; run again on a quiet machine\n",
-			most, strings.Join(busy, ", "))
-	}
-	if rep.HeapProfile != "" {
-		fmt.Fprintf(w, "shop heap profile at the end: %s\n", rep.HeapProfile)
-	}
-	fmt.Fprintf(w, "total errors: %d\n", rep.TotalErrors)
 }

@@ -63,7 +63,7 @@ func (b *bench) seed(ctx context.Context, ordersN, notifyN int) (*seeded, error)
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(b.srv.dbPath, string(schema), nil)
+	st, err := store.Open(benchDSN(b.srv.dsn), string(schema), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +112,7 @@ func (b *bench) seed(ctx context.Context, ordersN, notifyN int) (*seeded, error)
 	}
 	s.payerID = payer.ID
 
-	db, err := sqlx.Open("sqlite3", store.DSN(b.srv.dbPath))
+	db, err := b.openDB()
 	if err != nil {
 		return nil, err
 	}
@@ -157,20 +157,22 @@ type orderRow struct {
 	created                   time.Time
 }
 
-// bulkOrders inserts n orders (and one item each) in one transaction.
+// bulkOrders inserts n orders (and one item each) in one transaction. The order's id
+// comes back from INSERT … RETURNING (pgx has no LastInsertId).
 func bulkOrders(ctx context.Context, db *sqlx.DB, n int, row func(int) orderRow) error {
 	tx, err := db.BeginTxx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	insO, err := tx.PrepareContext(ctx, `INSERT INTO orders (out_trade_no, user_id, subject, total_fen, status, trade_no,
-		created_at, expires_at, paid_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	insO, err := tx.PrepareContext(ctx, tx.Rebind(`INSERT INTO orders (out_trade_no, user_id, subject, total_fen, status,
+		trade_no, created_at, expires_at, paid_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`))
 	if err != nil {
 		return err
 	}
 	defer insO.Close()
-	insI, err := tx.PrepareContext(ctx, `INSERT INTO order_items (order_id, goods_id, name, unit_fen, qty) VALUES (?, ?, ?, ?, 1)`)
+	insI, err := tx.PrepareContext(ctx, tx.Rebind(`INSERT INTO order_items (order_id, goods_id, name, unit_fen, qty)
+		VALUES (?, ?, ?, ?, 1)`))
 	if err != nil {
 		return err
 	}
@@ -181,12 +183,11 @@ func bulkOrders(ctx context.Context, db *sqlx.DB, n int, row func(int) orderRow)
 		if r.status == "paid" {
 			paidAt = r.created.Add(time.Minute).Format(timeLayout)
 		}
-		res, err := insO.ExecContext(ctx, r.no, r.user, r.name, r.fen, r.status, r.tradeNo,
-			r.created.Format(timeLayout), r.created.Add(240*time.Hour).Format(timeLayout), paidAt)
-		if err != nil {
+		var id int64
+		if err := insO.QueryRowContext(ctx, r.no, r.user, r.name, r.fen, r.status, r.tradeNo,
+			r.created.Format(timeLayout), r.created.Add(240*time.Hour).Format(timeLayout), paidAt).Scan(&id); err != nil {
 			return err
 		}
-		id, _ := res.LastInsertId()
 		if _, err := insI.ExecContext(ctx, id, r.goods, r.name, r.fen); err != nil {
 			return err
 		}
