@@ -140,6 +140,11 @@ func TestMigrateToPostgres(t *testing.T) {
 			t.Errorf("migrate-to did not report %s", table)
 		}
 	}
+	// Left analyzed: the planner knows the table's size (never analyzed, it is -1).
+	var tuples float64
+	if err := pg.Get(&tuples, `SELECT reltuples FROM pg_class WHERE oid = 'orders'::regclass`); err != nil || tuples < 1 {
+		t.Fatalf("orders after migrate-to: reltuples %v (never analyzed) %v", tuples, err)
+	}
 	moved, err := store.Open(dst, schemaSQL, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -47,9 +47,11 @@ func (s *Store) AdminOrders(ctx context.Context, f OrderFilter) ([]AdminOrder, b
 	if q := strings.TrimSpace(f.Q); q != "" {
 		// The "<> ''" repeats the partial indexes' own condition, which is what lets the
 		// engine use them for "= ?" (SQLite does not infer it): each branch an index
-		// lookup, 0.1 ms at a million orders instead of a 270 ms scan.
+		// lookup, 0.1 ms at a million orders instead of a 270 ms scan. The e-mail is
+		// unique, so its user is one value ("= (SELECT …)"): PostgreSQL then ORs the four
+		// index lookups, where "IN (SELECT …)" made it walk every order (46 ms at 100,000).
 		where = append(where, `(o.out_trade_no = ? OR (o.trade_no = ? AND o.trade_no <> '') OR (o.ship_phone = ? AND o.ship_phone <> '')
-			OR o.user_id IN (SELECT id FROM users WHERE email = ?))`)
+			OR o.user_id = (SELECT id FROM users WHERE email = ?))`)
 		args = append(args, q, q, q, NormalizeEmail(q))
 	}
 	// Dates become an id range, found first, as plain numbers the list query can seek

@@ -104,7 +104,20 @@ func (s *Store) CopyTo(ctx context.Context, dst, schema string, progress func(Ta
 			progress(c)
 		}
 	}
-	return done, tx.Commit(ctx)
+	if err := tx.Commit(ctx); err != nil {
+		return done, err
+	}
+	_ = src.Rollback() // the copy is in: the SQLite file is free again
+	// Freshly copied tables have no statistics and no visibility map: until autovacuum
+	// comes by, the planner guesses (1 row where there are 5,000) and counts read the
+	// table as well as the index (4 ms instead of 0.7 ms for the dashboard's at 100,000
+	// orders). VACUUM can't run in a transaction, hence after the commit.
+	for _, c := range done {
+		if _, err := conn.Exec(ctx, `VACUUM (ANALYZE) `+c.Table); err != nil {
+			return done, fmt.Errorf("the copy is committed, but VACUUM ANALYZE %s failed (run it by hand): %w", c.Table, err)
+		}
+	}
+	return done, nil
 }
 
 // copyOrder lists the SQLite tables parents first (a table after every table its
