@@ -174,7 +174,7 @@ func (s *Store) Checkout(ctx context.Context, n NewOrder) (Order, []OrderItem, e
 		// twice at once — a double click reaching two instances — makes one order: the
 		// second checkout finds the lines gone and the cart empty.
 		if err := tx.SelectContext(ctx, &rows,
-			`SELECT goods_id, qty FROM cart_items WHERE user_id = ? ORDER BY added_at, goods_id`+s.dl.forUpdate, n.UserID); err != nil {
+			`SELECT goods_id, qty FROM cart_items WHERE user_id = ? ORDER BY added_at, goods_id`+s.dl.forDelete, n.UserID); err != nil {
 			return err
 		}
 		n.Lines = n.Lines[:0]

@@ -31,9 +31,13 @@ type dialect struct {
 	schemaSQL func(string) string
 	// isUnique reports whether err is a unique-constraint violation.
 	isUnique func(err error) bool
-	// forUpdate ends a SELECT that reads a row a write transaction will change: a row
-	// lock where the engine has them. SQLite's single writer needs none.
+	// forUpdate ends a SELECT that reads a row a write transaction will change (never
+	// its key): a row lock where the engine has them, which other writers of the row
+	// wait for but rows referring to it (a payment event, an order) don't, as an UPDATE's
+	// own lock. SQLite's single writer needs none.
 	forUpdate string
+	// forDelete is forUpdate for rows the transaction will delete.
+	forDelete string
 	// skipLocked ends a SELECT that claims due work: rows another transaction is
 	// claiming right now are passed over instead of waited for.
 	skipLocked string
@@ -169,7 +173,8 @@ var postgres = dialect{
 		var pe *pgconn.PgError
 		return errors.As(err, &pe) && pe.Code == "23505"
 	},
-	forUpdate:  " FOR UPDATE",
+	forUpdate:  " FOR NO KEY UPDATE",
+	forDelete:  " FOR UPDATE",
 	skipLocked: " FOR UPDATE SKIP LOCKED",
 	integrity: func(ctx context.Context, d db) (string, error) {
 		// PostgreSQL checks its pages itself (and amcheck is an extension a managed

@@ -124,6 +124,20 @@ func (s *Store) ApplyPaid(ctx context.Context, ev Event, p Payment) (Event, erro
 	var autoRefund int64
 	err := s.inTx(ctx, func(tx txn) error {
 		autoRefund = 0
+		if s.dl.forUpdate != "" {
+			// Where rows are locked, a report of a payment already applied is recorded
+			// without the order's lock: nothing can undo "paid with this trade_no" (paid
+			// only becomes refunded, the trade_no stays), so replays of one notify don't
+			// queue on one row (PostgreSQL served them at 40% of SQLite's rate).
+			var o Order
+			err := tx.GetContext(ctx, &o, `SELECT `+orderColumns+` FROM orders WHERE out_trade_no = ?`, ev.OutTradeNo)
+			if err == nil && settledBy(o, p) {
+				ev.OrderID = sql.NullInt64{Int64: o.ID, Valid: true}
+				ev.AmountFen = sql.NullInt64{Int64: int64(p.Amount), Valid: true}
+				ev.Verdict, ev.Reason = VerdictDuplicate, "already "+o.Status
+				return s.insertEvent(ctx, tx, &ev)
+			}
+		}
 		o, err := s.lockOrder(ctx, tx, ev.OutTradeNo)
 		if err == ErrNotFound {
 			ev.Verdict, ev.Reason = VerdictRejected, "unknown out_trade_no"
@@ -212,6 +226,13 @@ func (s *Store) ApplyPaid(ctx context.Context, ev Event, p Payment) (Event, erro
 		s.refundDue(autoRefund)
 	}
 	return ev, err
+}
+
+// settledBy reports whether payment p is the one order o already took, so a report of
+// it changes nothing: a duplicate (TRADE_FINISHED news still to record is not).
+func settledBy(o Order, p Payment) bool {
+	return (o.Status == StatusPaid || o.Status == StatusRefunded) && o.TradeNo == p.TradeNo && p.Amount == o.Total &&
+		!(p.Finished && o.FinishedAt.IsZero())
 }
 
 // statusWord is a closed order's status in the words of a refund reason.

@@ -210,3 +210,44 @@ func TestGoodsListCacheFollowsWrites(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// On PostgreSQL a report of a payment already applied is recorded without waiting for
+// the order's row lock (replays of one notify must not queue on one row), while a report
+// that could change the order still waits for it.
+func TestDuplicatePaymentSkipsTheRowLock(t *testing.T) {
+	dsn := storetest.Schema(t, storetest.PostgresURL(t))
+	st := open(t, dsn)
+	ctx := context.Background()
+	u, _ := st.CreateUser(ctx, "l@example.com", "x")
+	g, _ := st.AddGoods(ctx, store.Goods{Name: "g", Price: 100, Virtual: true})
+	if _, _, err := st.CreateOrder(ctx, store.NewOrder{OutTradeNo: "L1", UserID: u.ID, Lines: []store.Line{{GoodsID: g.ID, Qty: 1}}, TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	pay := store.Payment{TradeNo: "A1", Amount: 100, PaidAt: time.Now()}
+	if ev, err := st.ApplyPaid(ctx, store.Event{OutTradeNo: "L1", Source: store.SourceNotify, Raw: "{}"}, pay); err != nil || ev.Verdict != store.VerdictApplied {
+		t.Fatalf("first notify: %v %v", ev.Verdict, err)
+	}
+	raw := storetest.Open(t, dsn)
+	holder, err := raw.Beginx()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback()
+	// Locked as the store's own transactions lock an order (a refund, say).
+	if _, err := holder.Exec(`SELECT id FROM orders WHERE out_trade_no = 'L1' FOR NO KEY UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	ev, err := st.ApplyPaid(short, store.Event{OutTradeNo: "L1", Source: store.SourceNotify, Raw: "{}"}, pay)
+	if err != nil || ev.Verdict != store.VerdictDuplicate {
+		t.Fatalf("a replay while the order is locked: %v %v", ev.Verdict, err)
+	}
+	// A second trade for the paid order is news: it waits for the lock.
+	blocked, cancel2 := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel2()
+	if _, err := st.ApplyPaid(blocked, store.Event{OutTradeNo: "L1", Source: store.SourceNotify, Raw: "{}"},
+		store.Payment{TradeNo: "A2", Amount: 100, PaidAt: time.Now()}); err == nil {
+		t.Fatal("a second trade_no was decided without the order's lock")
+	}
+}
