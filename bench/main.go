@@ -166,7 +166,7 @@ func run(ctx context.Context, o options) int {
 			return fail(err)
 		}
 		logf("=== %s ===", engineLabel(engine))
-		rep, logPath, err := runEngine(ctx, o, engine, root, bin, dir)
+		rep, logPath, err := runEngine(ctx, o, engine, root, bin, dir, full.engine(engineSQLite))
 		if rep != nil {
 			full.Engines = append(full.Engines, rep)
 			full.TotalErrors += rep.TotalErrors
@@ -215,7 +215,7 @@ func run(ctx context.Context, o options) int {
 // the shop on the engine's database, runs the scenarios and stops the shop (and drops
 // the schema, unless -keep). It returns the engine's report (possibly partial) and the
 // shop's log.
-func runEngine(ctx context.Context, o options, engine, root, bin, dir string) (*report, string, error) {
+func runEngine(ctx context.Context, o options, engine, root, bin, dir string, reference *report) (*report, string, error) {
 	loadStart := loadAvg()
 	// The back office's history goes straight into the file before the shop opens it.
 	logf("seeding %d orders into %s", o.adminOrders, dbFile(dir))
@@ -262,6 +262,9 @@ func runEngine(ctx context.Context, o options, engine, root, bin, dir string) (*
 	logf("shop pid %d on %s (%s)", srv.cmd.Process.Pid, srv.base, engineLabel(engine))
 
 	b := &bench{o: o, srv: srv, root: root, tmp: dir, bulk: bulk, engine: engine, pg: pg, migrated: mig}
+	if engine == enginePostgres {
+		b.reference = reference
+	}
 	rep, err := b.runAll(ctx, loadStart)
 	return rep, srv.logPath, err
 }

@@ -31,8 +31,9 @@ type comparison struct {
 	Name           string  `json:"name"` // the scenario
 	SQLitePerSec   float64 `json:"sqlite_per_sec"`
 	PostgresPerSec float64 `json:"postgres_per_sec"`
-	Ratio          float64 `json:"ratio"` // PostgreSQL's req/s over SQLite's
-	PostgresP99ms  float64 `json:"postgres_p99_ms"`
+	Ratio          float64 `json:"ratio"`           // PostgreSQL's req/s over SQLite's
+	PostgresP99ms  float64 `json:"postgres_p99_ms"` // of the paced run, if Paced
+	Paced          bool    `json:"paced"`
 	Errors         int     `json:"errors"` // both engines' errors in the scenario
 	Target         string  `json:"target"`
 	TargetMet      bool    `json:"target_met"`
@@ -72,10 +73,20 @@ func (f *fullReport) compare() {
 			Errors: a.Errors + b.Errors,
 			Target: fmt.Sprintf(">= %.0f%% of SQLite's req/s (%.0f/s), PostgreSQL p99 <= %dms", 100*pgMinRatio,
 				pgMinRatio*a.PerSec, pgMaxP99ms)}
+		// The p99 is the paced run's where there is one: at full load, 32 closed-loop
+		// workers queue in front of either engine and the p99 measures that queue.
+		sustained := true
+		if p := pg.scenario(name + pacedSuffix); p != nil {
+			c.PostgresP99ms, c.Paced = p.P99ms, true
+			c.Errors += p.Errors
+			sustained = p.PerSec >= 0.95*pgMinRatio*a.PerSec
+			c.Target = fmt.Sprintf(">= %.0f%% of SQLite's req/s (%.0f/s), and at that rate p99 <= %dms", 100*pgMinRatio,
+				pgMinRatio*a.PerSec, pgMaxP99ms)
+		}
 		if a.PerSec > 0 {
 			c.Ratio = b.PerSec / a.PerSec
 		}
-		c.TargetMet = c.Ratio >= pgMinRatio && c.PostgresP99ms <= pgMaxP99ms
+		c.TargetMet = c.Ratio >= pgMinRatio && c.PostgresP99ms <= pgMaxP99ms && sustained
 		c.Pass = c.TargetMet && c.Errors == 0
 		f.Comparisons = append(f.Comparisons, c)
 	}

@@ -22,3 +22,30 @@ func TestMergeTargets(t *testing.T) {
 		}
 	}
 }
+
+// PostgreSQL's p99 target is judged on the paced run where there is one, and a paced
+// run that could not keep up with its rate misses.
+func TestCompareUsesPacedRun(t *testing.T) {
+	mk := func(engine string, rs ...*result) *report { return &report{Engine: engine, Scenarios: rs} }
+	name := pgTargets[0]
+	for _, c := range []struct {
+		what  string
+		paced *result
+		want  bool
+	}{
+		{"no paced run: the saturated p99 counts", nil, false},
+		{"paced, kept up, fast", &result{Name: name + pacedSuffix, PerSec: 500, P99ms: 20}, true},
+		{"paced, fast but fell behind the rate", &result{Name: name + pacedSuffix, PerSec: 300, P99ms: 20}, false},
+		{"paced, kept up, slow", &result{Name: name + pacedSuffix, PerSec: 500, P99ms: 80}, false},
+	} {
+		pg := mk(enginePostgres, &result{Name: name, PerSec: 700, P99ms: 120})
+		if c.paced != nil {
+			pg.Scenarios = append(pg.Scenarios, c.paced)
+		}
+		f := &fullReport{Engines: []*report{mk(engineSQLite, &result{Name: name, PerSec: 1000, P99ms: 150}), pg}}
+		f.compare()
+		if len(f.Comparisons) != 1 || f.Comparisons[0].TargetMet != c.want {
+			t.Errorf("%s: %+v, want met=%v", c.what, f.Comparisons, c.want)
+		}
+	}
+}
