@@ -113,15 +113,43 @@ func DSN(path string) string {
 	return "file:" + path + "?" + q.Encode()
 }
 
-// writerConnector opens the one writing connection with automatic checkpoints off: the
-// commit that crossed the WAL's threshold used to copy a thousand pages into the
-// database file while every other write waited; the checkpointer (see checkpoints) does
-// that beside the writer instead.
-type writerConnector struct{ dsn string }
+// sqliteConnector opens connections to the file; the writer's with automatic
+// checkpoints off: the commit that crossed the WAL's threshold used to copy a thousand
+// pages into the database file while every other write waited; the checkpointer (see
+// checkpoints) does that beside the writer instead.
+type sqliteConnector struct {
+	dsn    string
+	writer bool
+}
 
-func (c writerConnector) Connect(context.Context) (driver.Conn, error) { return c.Driver().Open(c.dsn) }
+// openBusyFor bounds the retries of a connection SQLite refused as busy, as the busy
+// timeout bounds a statement's wait.
+const openBusyFor = 10 * time.Second
 
-func (c writerConnector) Driver() driver.Driver {
+// Connect opens a connection, trying again while SQLite answers "database is locked":
+// setting WAL mode as a connection opens doesn't wait on the busy timeout, so processes
+// opening a fresh file together (instances starting, the operator command beside a
+// shop) could fail at once instead of taking turns.
+func (c sqliteConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	deadline := time.Now().Add(openBusyFor)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		conn, err := c.Driver().Open(c.dsn)
+		var se sqlite3.Error
+		if err == nil || !errors.As(err, &se) || se.Code != sqlite3.ErrBusy || time.Now().After(deadline) {
+			return conn, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (c sqliteConnector) Driver() driver.Driver {
+	if !c.writer {
+		return &sqlite3.SQLiteDriver{}
+	}
 	return &sqlite3.SQLiteDriver{ConnectHook: func(conn *sqlite3.SQLiteConn) error {
 		_, err := conn.Exec("PRAGMA wal_autocheckpoint = 4000", nil)
 		return err
@@ -180,7 +208,7 @@ func Open(dsn, schema string, now func() time.Time) (*Store, error) {
 
 // openSQLite opens a reader pool and the one writer on the file at path.
 func (st *Store) openSQLite(path, schema string) error {
-	w := sqlx.NewDb(sql.OpenDB(writerConnector{DSN(path)}), sqlite.driver)
+	w := sqlx.NewDb(sql.OpenDB(sqliteConnector{DSN(path), true}), sqlite.driver)
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
 	wdb := db{w}
@@ -188,11 +216,7 @@ func (st *Store) openSQLite(path, schema string) error {
 		w.Close()
 		return err
 	}
-	r, err := sqlx.Open(sqlite.driver, DSN(path))
-	if err != nil {
-		w.Close()
-		return err
-	}
+	r := sqlx.NewDb(sql.OpenDB(sqliteConnector{DSN(path), false}), sqlite.driver)
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
 	st.db, st.wdb = db{r}, wdb
