@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"strconv"
 	"time"
 
@@ -136,6 +137,33 @@ func (s *Store) ApplyPaid(ctx context.Context, ev Event, p Payment) (Event, erro
 	var autoRefund int64
 	err := s.inTx(ctx, func(tx txn) error {
 		autoRefund = 0
+		ev.AmountFen = sql.NullInt64{Int64: int64(p.Amount), Valid: true}
+		// The usual case first: the first report of an unpaid order's payment, for its
+		// amount. One guarded UPDATE finds, checks and changes the order, so concurrent
+		// duplicates change it once; the other cases are decided on the locked order.
+		var finished Time
+		if p.Finished {
+			finished = At(s.now())
+		}
+		var id int64
+		err := tx.GetContext(ctx, &id,
+			`UPDATE orders SET status = 'paid', trade_no = ?, buyer_id = ?, buyer_logon_id = ?, paid_at = ?,
+			        buyer_open_id = ?, buyer_paid_fen = ?, receipt_fen = ?, reconcile_at = NULL, finished_at = ?,
+			        fulfilment = CASE WHEN needs_shipping THEN 'unshipped' ELSE 'received' END,
+			        received_at = CASE WHEN needs_shipping THEN NULL ELSE ? END
+			 WHERE out_trade_no = ? AND status = 'unpaid' AND total_fen = ? RETURNING id`,
+			p.TradeNo, p.BuyerID, p.BuyerLogonID, At(p.PaidAt), p.BuyerOpenID, p.BuyerPaid, p.Receipt, finished,
+			At(p.PaidAt), ev.OutTradeNo, p.Amount)
+		if err == nil {
+			// An order of virtual goods only needs no delivery: paid is received.
+			ev.OrderID = sql.NullInt64{Int64: id, Valid: true}
+			ev.Verdict, ev.Reason = VerdictApplied, "unpaid → paid"
+			return s.insertEvent(ctx, tx, &ev)
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		// Not an unpaid order of that amount: its state is read under its lock, and
+		// nothing below makes it paid (unpaid is only ever the first state).
 		o, err := s.lockOrderIfFree(ctx, tx, ev.OutTradeNo)
 		if err == ErrNotFound && s.dl.forUpdate != "" {
 			// Locked by another transaction (or no such order). A report of a payment
@@ -146,43 +174,21 @@ func (s *Store) ApplyPaid(ctx context.Context, ev Event, p Payment) (Event, erro
 			err = tx.GetContext(ctx, &o, `SELECT `+orderColumns+` FROM orders WHERE out_trade_no = ?`, ev.OutTradeNo)
 			if err == nil && settledBy(o, p) {
 				ev.OrderID = sql.NullInt64{Int64: o.ID, Valid: true}
-				ev.AmountFen = sql.NullInt64{Int64: int64(p.Amount), Valid: true}
 				ev.Verdict, ev.Reason = VerdictDuplicate, "already "+o.Status
 				return s.insertEvent(ctx, tx, &ev)
 			}
 			o, err = s.lockOrder(ctx, tx, ev.OutTradeNo)
 		}
 		if err == ErrNotFound {
-			ev.Verdict, ev.Reason = VerdictRejected, "unknown out_trade_no"
+			ev.Verdict, ev.Reason, ev.AmountFen = VerdictRejected, "unknown out_trade_no", sql.NullInt64{}
 			return s.insertEvent(ctx, tx, &ev)
 		} else if err != nil {
 			return err
 		}
 		ev.OrderID = sql.NullInt64{Int64: o.ID, Valid: true}
-		ev.AmountFen = sql.NullInt64{Int64: int64(p.Amount), Valid: true}
 		if p.Amount != o.Total {
 			ev.Verdict = VerdictFlagged
 			ev.Reason = "total_amount " + p.Amount.String() + " != order amount " + o.Total.String()
-			return s.insertEvent(ctx, tx, &ev)
-		}
-		// An order of virtual goods only needs no delivery: paid is received.
-		res, err := tx.ExecContext(ctx,
-			`UPDATE orders SET status = 'paid', trade_no = ?, buyer_id = ?, buyer_logon_id = ?, paid_at = ?,
-			        buyer_open_id = ?, buyer_paid_fen = ?, receipt_fen = ?, reconcile_at = NULL,
-			        fulfilment = CASE WHEN needs_shipping THEN 'unshipped' ELSE 'received' END,
-			        received_at = CASE WHEN needs_shipping THEN NULL ELSE ? END
-			 WHERE id = ? AND status = 'unpaid'`,
-			p.TradeNo, p.BuyerID, p.BuyerLogonID, At(p.PaidAt), p.BuyerOpenID, p.BuyerPaid, p.Receipt, At(p.PaidAt), o.ID)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			ev.Verdict, ev.Reason = VerdictApplied, "unpaid → paid"
-			if p.Finished {
-				if _, err := tx.ExecContext(ctx, `UPDATE orders SET finished_at = ? WHERE id = ?`, At(s.now()), o.ID); err != nil {
-					return err
-				}
-			}
 			return s.insertEvent(ctx, tx, &ev)
 		}
 		if (o.Status == StatusPaid || o.Status == StatusRefunded) && o.TradeNo == p.TradeNo {

@@ -164,31 +164,11 @@ func (s *Store) createOrderTx(ctx context.Context, tx txn, n NewOrder) (Order, [
 		needsShipping = needsShipping || !g.Virtual
 		limited[g.ID] = g.Stock != nil
 	}
-	// One guarded UPDATE per goods reserves its stock: two checkouts can't both see the
-	// last unit. They go in goods id order, so two checkouts of the same goods lock
-	// them in the same order and never deadlock (PostgreSQL locks each row updated).
-	byID := slices.Clone(items)
-	slices.SortFunc(byID, func(a, b OrderItem) int { return cmp.Compare(a.GoodsID, b.GoodsID) })
-	for _, it := range byID {
-		if !limited[it.GoodsID] {
-			continue
-		}
-		res, err := tx.ExecContext(ctx,
-			`UPDATE goods SET stock = stock - ? WHERE id = ? AND stock IS NOT NULL AND stock >= ?`,
-			it.Qty, it.GoodsID, it.Qty)
-		if err != nil {
-			return Order{}, nil, false, err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return Order{}, nil, false, &GoodsError{Err: ErrOutOfStock, Name: it.Name}
-		}
-		reserved = true
-	}
 	if total > money.MaxAlipay {
 		return Order{}, nil, false, ErrAmountTooBig
 	}
 	if n.Expect > 0 && total != n.Expect {
-		return Order{}, nil, false, ErrPriceChanged // the caller rolls the stock reservation back
+		return Order{}, nil, false, ErrPriceChanged // nothing written yet
 	}
 	o := Order{
 		OutTradeNo: n.OutTradeNo, UserID: n.UserID, Subject: subject(items),
@@ -221,6 +201,27 @@ func (s *Store) createOrderTx(ctx context.Context, tx txn, n NewOrder) (Order, [
 		if err != nil {
 			return Order{}, nil, false, err
 		}
+	}
+	// One guarded UPDATE per goods reserves its stock: two checkouts can't both see the
+	// last unit. It comes last, just before the commit: on PostgreSQL the goods row stays
+	// locked from it to the commit, and every buyer of a best seller waits on that lock. They go in goods id order, so two checkouts of the same goods lock
+	// them in the same order and never deadlock (PostgreSQL locks each row updated).
+	byID := slices.Clone(items)
+	slices.SortFunc(byID, func(a, b OrderItem) int { return cmp.Compare(a.GoodsID, b.GoodsID) })
+	for _, it := range byID {
+		if !limited[it.GoodsID] {
+			continue
+		}
+		res, err := tx.ExecContext(ctx,
+			`UPDATE goods SET stock = stock - ? WHERE id = ? AND stock IS NOT NULL AND stock >= ?`,
+			it.Qty, it.GoodsID, it.Qty)
+		if err != nil {
+			return Order{}, nil, false, err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return Order{}, nil, false, &GoodsError{Err: ErrOutOfStock, Name: it.Name}
+		}
+		reserved = true
 	}
 	return o, items, reserved, nil
 }
