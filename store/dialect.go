@@ -38,6 +38,9 @@ type dialect struct {
 	forUpdate string
 	// forDelete is forUpdate for rows the transaction will delete.
 	forDelete string
+	// writableWith says a WITH clause may change rows (PostgreSQL): an UPDATE and the
+	// INSERT that records it can then be one statement, without a transaction around.
+	writableWith bool
 	// skipLocked ends a SELECT that claims due work: rows another transaction is
 	// claiming right now are passed over instead of waited for.
 	skipLocked string
@@ -173,9 +176,10 @@ var postgres = dialect{
 		var pe *pgconn.PgError
 		return errors.As(err, &pe) && pe.Code == "23505"
 	},
-	forUpdate:  " FOR NO KEY UPDATE",
-	forDelete:  " FOR UPDATE",
-	skipLocked: " FOR UPDATE SKIP LOCKED",
+	forUpdate:    " FOR NO KEY UPDATE",
+	forDelete:    " FOR UPDATE",
+	skipLocked:   " FOR UPDATE SKIP LOCKED",
+	writableWith: true,
 	integrity: func(ctx context.Context, d db) (string, error) {
 		// PostgreSQL checks its pages itself (and amcheck is an extension a managed
 		// database may not offer): the check here is that every table can be read.

@@ -115,6 +115,15 @@ func (s *Store) lockOrder(ctx context.Context, tx txn, no string) (Order, error)
 	return o, notFound(err)
 }
 
+// payUnpaid makes an unpaid order of the amount paid (args: see ApplyPaid) and returns
+// its id; no row if the order is not unpaid or not of that amount. An order of virtual
+// goods only needs no delivery: paid is received.
+const payUnpaid = `UPDATE orders SET status = 'paid', trade_no = ?, buyer_id = ?, buyer_logon_id = ?, paid_at = ?,
+	        buyer_open_id = ?, buyer_paid_fen = ?, receipt_fen = ?, reconcile_at = NULL, finished_at = ?,
+	        fulfilment = CASE WHEN needs_shipping THEN 'unshipped' ELSE 'received' END,
+	        received_at = CASE WHEN needs_shipping THEN NULL ELSE ? END
+	 WHERE out_trade_no = ? AND status = 'unpaid' AND total_fen = ? RETURNING id`
+
 // lockOrderIfFree is lockOrder without the wait: ErrNotFound if another transaction
 // holds the order (PostgreSQL) as well as if there is none.
 func (s *Store) lockOrderIfFree(ctx context.Context, tx txn, no string) (Order, error) {
@@ -134,33 +143,51 @@ func (s *Store) ApplyPaid(ctx context.Context, ev Event, p Payment) (Event, erro
 	if ev.TradeNo == "" {
 		ev.TradeNo = p.TradeNo
 	}
+	ev.AmountFen = sql.NullInt64{Int64: int64(p.Amount), Valid: true}
+	// The usual case first: the first report of an unpaid order's payment, for its
+	// amount. One guarded UPDATE finds, checks and changes the order, so concurrent
+	// duplicates change it once; the other cases are decided on the locked order.
+	var finished Time
+	if p.Finished {
+		finished = At(s.now())
+	}
+	payArgs := []any{p.TradeNo, p.BuyerID, p.BuyerLogonID, At(p.PaidAt), p.BuyerOpenID, p.BuyerPaid, p.Receipt, finished,
+		At(p.PaidAt), ev.OutTradeNo, p.Amount}
+	if s.dl.writableWith {
+		// PostgreSQL: the UPDATE and its event in one statement, no transaction around
+		// them (four round trips become one: a third of a notify's cost there).
+		applied := ev
+		applied.Verdict, applied.Reason, applied.CreatedAt = VerdictApplied, "unpaid → paid", At(s.now())
+		var row struct {
+			ID      int64 `db:"id"`
+			OrderID int64 `db:"order_id"`
+		}
+		err := s.wdb.GetContext(ctx, &row, `WITH paid AS (`+payUnpaid+`)
+			INSERT INTO payment_events (order_id, out_trade_no, source, notify_id, trade_status, trade_no, verdict, reason,
+			                            raw, request_id, created_at, amount_fen)
+			SELECT paid.id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS BIGINT) FROM paid RETURNING id, order_id`,
+			append(payArgs, applied.OutTradeNo, applied.Source, applied.NotifyID, applied.TradeStatus, applied.TradeNo,
+				applied.Verdict, applied.Reason, applied.Raw, applied.RequestID, applied.CreatedAt, applied.AmountFen)...)
+		if err == nil {
+			applied.ID, applied.OrderID = row.ID, sql.NullInt64{Int64: row.OrderID, Valid: true}
+			return applied, nil
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return ev, err
+		}
+	}
 	var autoRefund int64
 	err := s.inTx(ctx, func(tx txn) error {
 		autoRefund = 0
-		ev.AmountFen = sql.NullInt64{Int64: int64(p.Amount), Valid: true}
-		// The usual case first: the first report of an unpaid order's payment, for its
-		// amount. One guarded UPDATE finds, checks and changes the order, so concurrent
-		// duplicates change it once; the other cases are decided on the locked order.
-		var finished Time
-		if p.Finished {
-			finished = At(s.now())
-		}
-		var id int64
-		err := tx.GetContext(ctx, &id,
-			`UPDATE orders SET status = 'paid', trade_no = ?, buyer_id = ?, buyer_logon_id = ?, paid_at = ?,
-			        buyer_open_id = ?, buyer_paid_fen = ?, receipt_fen = ?, reconcile_at = NULL, finished_at = ?,
-			        fulfilment = CASE WHEN needs_shipping THEN 'unshipped' ELSE 'received' END,
-			        received_at = CASE WHEN needs_shipping THEN NULL ELSE ? END
-			 WHERE out_trade_no = ? AND status = 'unpaid' AND total_fen = ? RETURNING id`,
-			p.TradeNo, p.BuyerID, p.BuyerLogonID, At(p.PaidAt), p.BuyerOpenID, p.BuyerPaid, p.Receipt, finished,
-			At(p.PaidAt), ev.OutTradeNo, p.Amount)
-		if err == nil {
-			// An order of virtual goods only needs no delivery: paid is received.
-			ev.OrderID = sql.NullInt64{Int64: id, Valid: true}
-			ev.Verdict, ev.Reason = VerdictApplied, "unpaid → paid"
-			return s.insertEvent(ctx, tx, &ev)
-		} else if !errors.Is(err, sql.ErrNoRows) {
-			return err
+		if !s.dl.writableWith { // else tried just above
+			var id int64
+			err := tx.GetContext(ctx, &id, payUnpaid, payArgs...)
+			if err == nil {
+				ev.OrderID = sql.NullInt64{Int64: id, Valid: true}
+				ev.Verdict, ev.Reason = VerdictApplied, "unpaid → paid"
+				return s.insertEvent(ctx, tx, &ev)
+			} else if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
 		}
 		// Not an unpaid order of that amount: its state is read under its lock, and
 		// nothing below makes it paid (unpaid is only ever the first state).
