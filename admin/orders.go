@@ -135,7 +135,7 @@ func (h *Handler) ship(c echo.Context) error {
 	}
 	err = h.st.ShipBy(c.Request().Context(), actor(c), o.OutTradeNo, carrier, tracking)
 	if errors.Is(err, store.ErrNotShippable) {
-		return web.InOrder(web.Conflict("只有已支付、未发货、需要发货的订单可以发货。"), o.OutTradeNo)
+		return web.InOrder(err, o.OutTradeNo) // worded in web/errors.go
 	} else if err != nil {
 		return err
 	}

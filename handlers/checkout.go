@@ -153,7 +153,7 @@ func (h *Handler) checkout(c echo.Context) error {
 		h.flash(c, "请先填写收货地址。")
 		return c.Redirect(http.StatusSeeOther, back)
 	case errors.Is(err, store.ErrNoSuchAddress):
-		return web.BadRequest("找不到这个收货地址，请重新选择。")
+		return err // not about the goods: worded in web/errors.go
 	case err != nil && gid != 0:
 		return web.AboutGoods(err, gid)
 	case err != nil:
@@ -192,7 +192,7 @@ func (h *Handler) purchase(c echo.Context) error {
 	case errors.Is(err, store.ErrNeedAddress):
 		return c.Redirect(http.StatusSeeOther, checkoutURL(id, qty))
 	case errors.Is(err, store.ErrNoSuchAddress):
-		return web.BadRequest("找不到这个收货地址，请重新选择。")
+		return err // not about the goods: worded in web/errors.go
 	case errors.Is(err, store.ErrNotFound):
 		return err
 	case err != nil:

@@ -171,7 +171,7 @@ func (h *Handler) receive(c echo.Context) error {
 	}
 	err = h.st.ConfirmReceived(c.Request().Context(), o.UserID, o.OutTradeNo)
 	if errors.Is(err, store.ErrNotShipped) {
-		return web.InOrder(web.Conflict("订单尚未发货，或已确认收货。"), o.OutTradeNo)
+		return web.InOrder(err, o.OutTradeNo) // worded in web/errors.go
 	} else if err != nil {
 		return err
 	}
