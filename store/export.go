@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"storefront/money"
 )
 
@@ -38,18 +40,7 @@ func (s *Store) ExportOrders(ctx context.Context, from, to time.Time, fn func(*E
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	var r ExportOrder
-	for rows.Next() {
-		r = ExportOrder{}
-		if err := rows.StructScan(&r); err != nil {
-			return err
-		}
-		if err := fn(&r); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return scanEach(rows, fn)
 }
 
 // ExportRefunds calls fn with each refund made in [from, to), oldest first, row by row.
@@ -59,10 +50,16 @@ func (s *Store) ExportRefunds(ctx context.Context, from, to time.Time, fn func(*
 	if err != nil {
 		return err
 	}
+	return scanEach(rows, fn)
+}
+
+// scanEach hands fn each row of rows in turn, scanned into one reused T, and closes rows.
+func scanEach[T any](rows *sqlx.Rows, fn func(*T) error) error {
 	defer rows.Close()
-	var r Refund
+	var r T
 	for rows.Next() {
-		r = Refund{}
+		var zero T
+		r = zero
 		if err := rows.StructScan(&r); err != nil {
 			return err
 		}

@@ -204,8 +204,9 @@ func (s *Store) createOrderTx(ctx context.Context, tx txn, n NewOrder) (Order, [
 	}
 	// One guarded UPDATE per goods reserves its stock: two checkouts can't both see the
 	// last unit. It comes last, just before the commit: on PostgreSQL the goods row stays
-	// locked from it to the commit, and every buyer of a best seller waits on that lock. They go in goods id order, so two checkouts of the same goods lock
-	// them in the same order and never deadlock (PostgreSQL locks each row updated).
+	// locked from it to the commit, and every buyer of a best seller waits on that lock.
+	// They go in goods id order, so two checkouts of the same goods lock them in the same
+	// order and never deadlock.
 	byID := slices.Clone(items)
 	slices.SortFunc(byID, func(a, b OrderItem) int { return cmp.Compare(a.GoodsID, b.GoodsID) })
 	for _, it := range byID {
