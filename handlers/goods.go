@@ -18,41 +18,52 @@ import (
 // goodsPerPage is the goods list's page size: a page never grows with the catalogue.
 const goodsPerPage = 20
 
-// gridCache keeps rendered goods grids, keyed by the catalogue page they show (the
-// store's key names its goods snapshot, so a change of goods never serves a stale
-// grid). The grids carry no per-shopper data: their buy buttons are links.
-type gridCache struct {
-	mu sync.Mutex
-	m  map[any][]byte
+// renderCache keeps rendered HTML under keys that name everything it depends on (the
+// store's catalogue keys name its goods snapshot, so a change of goods never serves a
+// stale rendering). It is bounded by bytes as well as entries; when full it starts
+// again, so renderings of old snapshots go too.
+type renderCache struct {
+	mu    sync.Mutex
+	m     map[any][]byte
+	bytes int
 }
 
-// maxGrids bounds the cache; when full it starts again (entries of old snapshots go too).
-const maxGrids = 512
+// Bounds of one renderCache: a few hundred pages, a few MiB of heap (which the
+// collector's headroom multiplies in the shop's resident memory).
+const (
+	maxRenders     = 512
+	maxRenderBytes = 2 << 20
+)
 
-func (g *gridCache) get(k any) ([]byte, bool) {
+func (g *renderCache) get(k any) ([]byte, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	b, ok := g.m[k]
 	return b, ok
 }
 
-func (g *gridCache) put(k any, b []byte) {
+func (g *renderCache) put(k any, b []byte) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.m == nil || len(g.m) >= maxGrids {
-		g.m = map[any][]byte{}
+	if g.m == nil || len(g.m) >= maxRenders || g.bytes+len(b) > maxRenderBytes {
+		g.m, g.bytes = map[any][]byte{}, 0
 	}
 	g.m[k] = b
+	g.bytes += len(b)
+}
+
+// plainPageKey names a goods list page as a plain visitor sees it: the catalogue page
+// and the query as asked (the title and the search box show it as typed).
+type plainPageKey struct {
+	catalogue any
+	q         store.CatalogueQuery
 }
 
 func (h *Handler) goodsList(c echo.Context) error {
 	q := store.CatalogueQuery{Category: c.QueryParam("category"), Q: c.QueryParam("q"),
 		Sort: c.QueryParam("sort"), Page: web.PageParam(c), PerPage: goodsPerPage}
-	page, err := h.st.Catalogue(c.Request().Context(), q)
-	if err != nil {
-		return err
-	}
-	grid, err := h.goodsGrid(c, page)
+	ctx := c.Request().Context()
+	page, err := h.st.Catalogue(ctx, q)
 	if err != nil {
 		return err
 	}
@@ -65,34 +76,66 @@ func (h *Handler) goodsList(c echo.Context) error {
 	}
 	l := h.layout(c, title)
 	l.Search = q.Q
+	// A visitor not logged in, with an empty cart and no notice, sees what every such
+	// visitor sees (that frame shows no CSRF token): the whole page is rendered once per
+	// query and goods snapshot. Most of the busiest page's cost was rendering it.
+	var plain any
+	if page.Key != nil && l.Email == "" && l.CartCount == 0 && l.Flash == "" {
+		plain = plainPageKey{page.Key, q}
+		if b, ok := h.pages.get(plain); ok {
+			return web.HTML(c, http.StatusOK, b)
+		}
+	}
+	grid, err := h.goodsGrid(ctx, page)
+	if err != nil {
+		return err
+	}
 	// The grid goes straight into the page buffer: no per-request copy of it.
 	fill := templ.ComponentFunc(func(_ context.Context, w io.Writer) error {
 		_, err := w.Write(grid)
 		return err
 	})
-	return web.Render(c, http.StatusOK, views.GoodsList(views.GoodsListPage{Layout: l, Grid: fill,
+	view := views.GoodsList(views.GoodsListPage{Layout: l, Grid: fill,
 		Query: q, Total: page.Total, Categories: page.Categories,
 		Pager: views.Pager{Page: q.Page, More: q.Page*goodsPerPage < page.Total, Path: "/",
-			Query: views.CatalogueParams(q), Pages: (page.Total + goodsPerPage - 1) / goodsPerPage}}))
+			Query: views.CatalogueParams(q), Pages: (page.Total + goodsPerPage - 1) / goodsPerPage}})
+	if plain == nil {
+		return web.Render(c, http.StatusOK, view)
+	}
+	b, err := renderBytes(ctx, view)
+	if err != nil {
+		return err
+	}
+	h.pages.put(plain, b)
+	return web.HTML(c, http.StatusOK, b)
 }
 
 // goodsGrid renders page's cards, or reuses the rendering of the same page of the same
-// goods snapshot: the home page is the busiest page and its grid is the same for all.
-func (h *Handler) goodsGrid(c echo.Context, page store.CataloguePage) ([]byte, error) {
+// goods snapshot: the grid is the same for everyone (its buy buttons are links).
+func (h *Handler) goodsGrid(ctx context.Context, page store.CataloguePage) ([]byte, error) {
 	if page.Key != nil {
 		if b, ok := h.grids.get(page.Key); ok {
 			return b, nil
 		}
 	}
-	var buf bytes.Buffer
-	if err := views.GoodsGrid(page.Goods).Render(c.Request().Context(), &buf); err != nil {
+	b, err := renderBytes(ctx, views.GoodsGrid(page.Goods))
+	if err != nil {
 		return nil, err
 	}
-	b := buf.Bytes()
 	if page.Key != nil {
 		h.grids.put(page.Key, b)
 	}
 	return b, nil
+}
+
+// renderBytes renders comp into bytes of its own, to be kept: exactly as many as it
+// wrote (a buffer's growth would keep up to twice that).
+func renderBytes(ctx context.Context, comp templ.Component) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := comp.Render(ctx, &buf); err != nil {
+		return nil, err
+	}
+	return bytes.Clone(buf.Bytes()), nil
 }
 
 func (h *Handler) goodsDetail(c echo.Context) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -146,5 +147,59 @@ func TestGoodsDetailStock(t *testing.T) {
 	r = b.Post(t, "/cart/items", map[string][]string{"goods_id": {fmt.Sprint(low)}, "qty": {"4"}, "buy_now": {"1"}})
 	if r.Status != http.StatusConflict || !strings.Contains(r.Body, fmt.Sprintf(`href="/goods/%d"`, low)) {
 		t.Fatalf("立即购买 beyond stock: %d", r.Status)
+	}
+}
+
+// The goods list a plain visitor sees is rendered once and shared; it must never be
+// what a logged-in shopper, a visitor with a cart or one with a notice sees, nor carry
+// anyone's token, nor outlive a change of goods, nor show another's search text.
+func TestSharedGoodsPageIsOnlyForPlainVisitors(t *testing.T) {
+	shop := shoptest.New(t, shoptest.Options{NoEmulator: true})
+	cup := shop.Demo(t, "杯子", 1200, nil)
+	plain := shop.Browser()
+	first := plain.Get(t, "/")
+	if first.Status != 200 || !strings.Contains(first.Body, "杯子") {
+		t.Fatalf("home page: %d", first.Status)
+	}
+	// A visitor with a cart: the badge counts it.
+	visitor := shop.Browser()
+	if r := visitor.Post(t, "/cart/items", url.Values{"goods_id": {fmt.Sprint(cup)}, "qty": {"2"}}); r.Status >= 400 {
+		t.Fatalf("add to cart: %d", r.Status)
+	}
+	for range 2 { // the first view may show the cart's notice
+		if r := visitor.Get(t, "/"); !strings.Contains(between(r.Body, `id="nav-cart"`, "</a>"), "2") {
+			t.Fatalf("a visitor with 2 in the cart sees the shared page: %s", between(r.Body, `id="nav-cart"`, "</a>"))
+		}
+	}
+	// A shopper: their e-mail and their own token in the logout form.
+	shopper := shop.Browser()
+	shopper.Signup(t, "cache@example.com")
+	shopper.Get(t, "/") // past any notice of the signup
+	r := shopper.Get(t, "/")
+	if !strings.Contains(r.Body, "cache@example.com") {
+		t.Fatal("a logged-in shopper sees the shared page")
+	}
+	if m := csrfInput.FindStringSubmatch(r.Body); m == nil || m[1] != shopper.CSRF(t) {
+		t.Fatal("the shopper's page doesn't carry their own token")
+	}
+	// The plain page after them: no one's e-mail, no token, the same bytes as before.
+	again := shop.Browser().Get(t, "/")
+	if strings.Contains(again.Body, "cache@example.com") || csrfInput.MatchString(again.Body) || again.Body != first.Body {
+		t.Fatal("the plain page changed after a shopper's visit")
+	}
+	// Searches typed differently find the same goods but each shows its own text.
+	a, b := plain.Get(t, "/?q=%E6%9D%AF"), plain.Get(t, "/?q=+%E6%9D%AF+") // 杯, " 杯 "
+	if !strings.Contains(a.Body, `value="杯"`) || !strings.Contains(b.Body, `value=" 杯 "`) {
+		t.Fatalf("search box text: %q / %q", between(a.Body, `type="search"`, ">"), between(b.Body, `type="search"`, ">"))
+	}
+	// A change of goods shows at once.
+	if err := shop.Store.UpdateGoods(context.Background(), cup, 1500, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	if r := plain.Get(t, "/"); !strings.Contains(r.Body, "¥15.00") {
+		t.Fatal("the shared page outlived a price change")
+	}
+	if r := plain.Get(t, "/?q=%E6%9D%AF"); !strings.Contains(r.Body, "¥15.00") {
+		t.Fatal("a search's shared page outlived a price change")
 	}
 }

@@ -58,7 +58,8 @@ type Handler struct {
 	now    func() time.Time
 	log    *slog.Logger
 	limits web.AuthLimits
-	grids  gridCache // rendered goods grids, per catalogue page
+	grids  renderCache // rendered goods grids, per catalogue page
+	pages  renderCache // whole goods list pages as a plain visitor sees them
 	srv    *web.Server
 }
 

@@ -46,6 +46,7 @@ const goodsColumns = `id, name, description, price_fen, image, stock, active, ca
 type goodsSnapshot struct {
 	goods []Goods
 	gen   uint64
+	id    uint64 // unique in the process: names the snapshot in page keys
 	at    atomic.Int64 // when last read from the database, UnixNano
 	// lower-cased name and description per goods, for case-insensitive search.
 	text       []string
@@ -108,7 +109,7 @@ func (s *Store) goodsSnapshot(ctx context.Context) (*goodsSnapshot, error) {
 		cur.at.Store(time.Now().UnixNano())
 		return cur, nil
 	}
-	snap = &goodsSnapshot{goods: gs, gen: gen, text: make([]string, len(gs)),
+	snap = &goodsSnapshot{goods: gs, gen: gen, id: s.snapSeq.Add(1), text: make([]string, len(gs)),
 		orders: map[catalogueKey][]int{}, found: map[searchKey][]int{}}
 	snap.at.Store(time.Now().UnixNano())
 	seen := map[string]bool{}
@@ -181,24 +182,32 @@ func (s *Store) Catalogue(ctx context.Context, q CatalogueQuery) (CataloguePage,
 	}
 	q.Q = strings.ToLower(strings.TrimSpace(q.Q))
 	idx := snap.ordered(q.Category, q.Sort)
+	remembered := true
 	if q.Q != "" {
-		idx = snap.search(idx, catalogueKey{q.Category, q.Sort}, q.Q)
+		idx, remembered = snap.search(idx, catalogueKey{q.Category, q.Sort}, q.Q)
 	}
 	p := CataloguePage{Total: len(idx), Categories: snap.categories}
-	from := (q.Page - 1) * q.PerPage
-	for i := from; i < len(idx) && i < from+q.PerPage; i++ {
-		p.Goods = append(p.Goods, snap.goods[idx[i]])
+	from, to := (q.Page-1)*q.PerPage, min(q.Page*q.PerPage, len(idx))
+	if from < to {
+		p.Goods = make([]Goods, 0, to-from)
+		for _, i := range idx[from:to] {
+			p.Goods = append(p.Goods, snap.goods[i])
+		}
 	}
-	if q.Q == "" {
-		p.Key = pageKey{snap: snap, category: q.Category, sort: q.Sort, page: q.Page, per: q.PerPage}
+	// A search's page gets a key only while the snapshot remembers the search, so the
+	// renderings kept under these keys are as bounded as the searches are.
+	if remembered {
+		p.Key = pageKey{snap: snap.id, category: q.Category, sort: q.Sort, q: q.Q, page: q.Page, per: q.PerPage}
 	}
 	return p, nil
 }
 
+// pageKey names the snapshot by its id, not a pointer: a rendering kept under an old
+// snapshot's key never keeps the old catalogue in memory.
 type pageKey struct {
-	snap           *goodsSnapshot
-	category, sort string
-	page, per      int
+	snap              uint64
+	category, sort, q string
+	page, per         int
 }
 
 // ordered returns the indexes of the goods in category (all if ""), in sort order.
@@ -233,14 +242,15 @@ func (snap *goodsSnapshot) ordered(category, by string) []int {
 	return idx
 }
 
-// search returns those of idx (the order of k) whose text contains q, remembered.
-func (snap *goodsSnapshot) search(idx []int, k catalogueKey, q string) []int {
+// search returns those of idx (the order of k) whose text contains q, and whether the
+// snapshot remembers the answer (up to maxSearches of them).
+func (snap *goodsSnapshot) search(idx []int, k catalogueKey, q string) ([]int, bool) {
 	sk := searchKey{k, q}
 	snap.mu.Lock()
 	found, ok := snap.found[sk]
 	snap.mu.Unlock()
 	if ok {
-		return found
+		return found, true
 	}
 	found = make([]int, 0, 64)
 	for _, i := range idx {
@@ -249,11 +259,12 @@ func (snap *goodsSnapshot) search(idx []int, k catalogueKey, q string) []int {
 		}
 	}
 	snap.mu.Lock()
+	defer snap.mu.Unlock()
 	if len(snap.found) < maxSearches {
 		snap.found[sk] = found
+		return found, true
 	}
-	snap.mu.Unlock()
-	return found
+	return found, false
 }
 
 // GoodsByID returns one goods on sale; ErrNotFound if unknown or withdrawn.

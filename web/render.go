@@ -20,7 +20,12 @@ func Render(c echo.Context, status int, comp templ.Component) error {
 	if err := comp.Render(c.Request().Context(), buf); err != nil {
 		return err
 	}
+	return HTML(c, status, buf.Bytes())
+}
+
+// HTML sends a page rendered earlier.
+func HTML(c echo.Context, status int, b []byte) error {
 	// A known length spares the chunked framing and its extra write.
-	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(buf.Len()))
-	return c.HTMLBlob(status, buf.Bytes())
+	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(b)))
+	return c.HTMLBlob(status, b)
 }
