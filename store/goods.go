@@ -46,7 +46,7 @@ const goodsColumns = `id, name, description, price_fen, image, stock, active, ca
 type goodsSnapshot struct {
 	goods []Goods
 	gen   uint64
-	id    uint64 // unique in the process: names the snapshot in page keys
+	id    uint64       // unique in the process: names the snapshot in page keys
 	at    atomic.Int64 // when last read from the database, UnixNano
 	// lower-cased name and description per goods, for case-insensitive search.
 	text       []string

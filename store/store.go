@@ -73,7 +73,7 @@ type Store struct {
 	goodsGen  atomic.Uint64
 	goodsSnap atomic.Pointer[goodsSnapshot]
 	snapSeq   atomic.Uint64 // the last snapshot's id
-	goodsMu   sync.Mutex // held by the one caller re-reading the goods
+	goodsMu   sync.Mutex    // held by the one caller re-reading the goods
 	goodsTTL  time.Duration
 
 	sessions      sessionCache // shoppers'
