@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/a-h/templ"
+
 	"storefront/shanghai"
 	"storefront/store"
 )
@@ -161,4 +163,25 @@ func RefundClass(status string) string {
 		return "refunded"
 	}
 	return "refunding"
+}
+
+// Class is a class attribute to spread into an element (<a { views.Class(…)... }>);
+// "" gives none. templ's class={ … } builds two maps for every element it renders, and
+// that was a fifth of rendering a shopper's list of orders.
+func Class(names string) templ.OrderedAttributes {
+	if names == "" {
+		return nil
+	}
+	return templ.OrderedAttributes{{Key: "class", Value: names}}
+}
+
+// Also is base followed by extra when add is true: Class(Also("chip", "on", current)).
+func Also(base, extra string, add bool) string {
+	switch {
+	case !add:
+		return base
+	case base == "":
+		return extra
+	}
+	return base + " " + extra
 }
