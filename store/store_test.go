@@ -251,3 +251,34 @@ func TestDuplicatePaymentSkipsTheRowLock(t *testing.T) {
 		t.Fatal("a second trade_no was decided without the order's lock")
 	}
 }
+
+// An order's lines come back with the ids and values they were stored with, on either
+// engine (on PostgreSQL the order and its lines are one statement).
+func TestCreateOrderReturnsItsStoredLines(t *testing.T) {
+	st := open(t, storetest.DSN(t))
+	ctx := context.Background()
+	u, _ := st.CreateUser(ctx, "lines@example.com", "x")
+	a, _ := st.AddGoods(ctx, store.Goods{Name: "甲", Price: 100, Virtual: true})
+	b, _ := st.AddGoods(ctx, store.Goods{Name: "乙", Price: 250, Virtual: true})
+	o, items, err := st.CreateOrder(ctx, store.NewOrder{OutTradeNo: "L1", UserID: u.ID, TTL: time.Hour,
+		Lines: []store.Line{{GoodsID: b.ID, Qty: 2}, {GoodsID: a.ID, Qty: 3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := st.OrderItems(ctx, o.ID)
+	if err != nil || len(stored) != 2 || o.Total != 800 {
+		t.Fatalf("stored %v, total %d, err %v", stored, o.Total, err)
+	}
+	byID := map[int64]store.OrderItem{}
+	for _, it := range stored {
+		byID[it.ID] = it
+	}
+	for _, it := range items {
+		if s, ok := byID[it.ID]; !ok || s != it || it.OrderID != o.ID {
+			t.Fatalf("returned line %+v, stored %+v", it, s)
+		}
+	}
+	if got, err := st.OrderByNo(ctx, "L1"); err != nil || got.ID != o.ID {
+		t.Fatalf("order %d, by number %d %v", o.ID, got.ID, err)
+	}
+}
