@@ -148,9 +148,9 @@ func (c sqliteConnector) Connect(ctx context.Context) (driver.Conn, error) {
 }
 
 // readerCacheKiB is each reader connection's page cache. Readers find their pages in
-// the OS's cache as well: eight private caches of SQLite's default 2 MiB held the same
-// hot pages eight times over, up to 16 MiB of the shop's resident memory (the bench's
-// peak RSS fell from 80 to 77 MB with half of it).
+// the OS's cache as well: eight private caches of SQLite's default 2 MiB can hold the
+// same hot pages eight times over, up to 16 MiB of the shop's resident memory; at half
+// that the bench's pages were as fast.
 const readerCacheKiB = 1000
 
 func (c sqliteConnector) Driver() driver.Driver {
