@@ -52,6 +52,10 @@ func (g *renderCache) put(k any, b []byte) {
 	g.bytes += len(b)
 }
 
+// maxPlainQuery bounds the query (bytes) of a plain page kept: its key holds the query
+// as asked, and a cache's bound counts the pages, not their keys.
+const maxPlainQuery = 256
+
 // plainPageKey names a goods list page as a plain visitor sees it: the catalogue page
 // and the query as asked (the title and the search box show it as typed).
 type plainPageKey struct {
@@ -80,7 +84,7 @@ func (h *Handler) goodsList(c echo.Context) error {
 	// visitor sees (that frame shows no CSRF token): the whole page is rendered once per
 	// query and goods snapshot. Most of the busiest page's cost was rendering it.
 	var plain any
-	if page.Key != nil && l.Email == "" && l.CartCount == 0 && l.Flash == "" {
+	if page.Key != nil && l.Email == "" && l.CartCount == 0 && l.Flash == "" && len(q.Q)+len(q.Category)+len(q.Sort) <= maxPlainQuery {
 		plain = plainPageKey{page.Key, q}
 		if b, ok := h.pages.get(plain); ok {
 			return web.HTML(c, http.StatusOK, b)

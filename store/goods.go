@@ -217,6 +217,11 @@ func (snap *goodsSnapshot) ordered(category, by string) []int {
 	default:
 		by = SortDefault
 	}
+	// Only the categories on sale are remembered: any other is empty, and remembering
+	// every one a visitor invents would grow without bound.
+	if category != "" && !slices.Contains(snap.categories, category) {
+		return nil
+	}
 	k := catalogueKey{category, by}
 	snap.mu.Lock()
 	defer snap.mu.Unlock()

@@ -1,0 +1,48 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// Invented categories and searches leave no trace in the catalogue snapshot beyond its
+// bounds: a visitor can ask for any number of them.
+func TestInventedQueriesDoNotGrowTheSnapshot(t *testing.T) {
+	schema, err := os.ReadFile("../schema.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := Open(filepath.Join(t.TempDir(), "shop.db"), string(schema), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	for i := range 30 {
+		if _, err := st.AddGoods(ctx, Goods{Name: fmt.Sprintf("商品%d", i), Price: 100, Category: []string{"数码", "家居"}[i%2]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 2000 {
+		p, err := st.Catalogue(ctx, CatalogueQuery{Category: fmt.Sprintf("编造%d", i), Page: 1, PerPage: 20})
+		if err != nil || p.Total != 0 {
+			t.Fatalf("invented category: %d goods, %v", p.Total, err)
+		}
+		if _, err := st.Catalogue(ctx, CatalogueQuery{Q: fmt.Sprintf("编造%d", i), Page: 1, PerPage: 20}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := st.Catalogue(ctx, CatalogueQuery{Category: "家居", Page: 1, PerPage: 20})
+	if err != nil || p.Total != 15 {
+		t.Fatalf("家居: %d goods, %v", p.Total, err)
+	}
+	snap := st.goodsSnap.Load()
+	snap.mu.Lock()
+	defer snap.mu.Unlock()
+	if len(snap.orders) > 3 || len(snap.found) > maxSearches {
+		t.Fatalf("snapshot remembers %d orderings and %d searches", len(snap.orders), len(snap.found))
+	}
+}
