@@ -359,10 +359,10 @@ func (s *Store) ListOrders(ctx context.Context, userID int64, tab string, limit,
 	// Only what the list shows, scanned by hand into a slice sized for the page:
 	// scanning every column of 21 rows was most of its cost, and sqlx's reflection
 	// and the slice's growth most of the rest.
-	rows, err := s.db.QueryContext(ctx, s.db.Rebind(
+	rows, err := s.db.QueryxContext(ctx,
 		`SELECT id, out_trade_no, user_id, subject, total_fen, status, refunded_fen, created_at, expires_at,
 		        needs_shipping, fulfilment
-		 FROM orders WHERE user_id = ?`+where+` ORDER BY id DESC LIMIT ? OFFSET ?`),
+		 FROM orders WHERE user_id = ?`+where+` ORDER BY id DESC LIMIT ? OFFSET ?`,
 		userID, limit+1, offset)
 	if err != nil {
 		return nil, false, err
