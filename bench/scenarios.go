@@ -584,7 +584,8 @@ func (b *bench) attackWith(ctx context.Context, name string, workers uint64, tr 
 	return b.attackAt(ctx, name, workers, 0, b.o.duration, tr, check)
 }
 
-// attackHeap is the generator's heap limit during an attack (see attackAt).
+// attackHeap is how much the generator's memory may grow during an attack before it
+// collects (see attackAt).
 const attackHeap = 256 << 20
 
 // attackAt is attackWith at a fixed rate (requests per second; 0 = as fast as the
@@ -630,12 +631,16 @@ func (b *bench) attackAt(ctx context.Context, name string, workers uint64, perSe
 		case <-done:
 		}
 	}()
-	// While it attacks, the generator collects garbage only when its heap reaches
+	// While it attacks, the generator collects garbage only when its memory has grown by
 	// attackHeap: it shares the shop's cores, and at Go's default it collected every few
 	// MiB once the notifies it holds early on were gone (its CPU per request of the last
-	// scenarios was 40% above that of the same page early in the run).
+	// scenarios was 40% above that of the same page early in the run). The limit counts
+	// from what it holds now, so a long run's pool of notifies can't make it collect
+	// back to back.
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(int64(ms.Sys) + attackHeap))
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
-	defer debug.SetMemoryLimit(debug.SetMemoryLimit(attackHeap))
 	res := &result{Name: name, GenProcs: runtime.GOMAXPROCS(0), Workers: workers}
 	waitProfile := b.profile(ctx, name)
 	lat := make([]time.Duration, 0, 1<<16)

@@ -45,6 +45,9 @@ func (g *renderCache) get(k any) ([]byte, bool) {
 func (g *renderCache) put(k any, b []byte) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if old, ok := g.m[k]; ok { // rendered by several requests at once
+		g.bytes -= len(old)
+	}
 	if g.m == nil || len(g.m) >= maxRenders || g.bytes+len(b) > maxRenderBytes {
 		g.m, g.bytes = map[any][]byte{}, 0
 	}

@@ -181,6 +181,16 @@ func (s *Store) Catalogue(ctx context.Context, q CatalogueQuery) (CataloguePage,
 		q.Q = string(r[:maxSearch])
 	}
 	q.Q = strings.ToLower(strings.TrimSpace(q.Q))
+	switch q.Sort {
+	case SortPrice, SortPriceDesc, SortNew:
+	default:
+		q.Sort = SortDefault
+	}
+	if q.Category != "" && !slices.Contains(snap.categories, q.Category) {
+		// No such category on sale: an empty page, neither keyed nor searched, so
+		// invented categories leave nothing behind.
+		return CataloguePage{Categories: snap.categories}, nil
+	}
 	idx := snap.ordered(q.Category, q.Sort)
 	remembered := true
 	if q.Q != "" {
@@ -195,8 +205,9 @@ func (s *Store) Catalogue(ctx context.Context, q CatalogueQuery) (CataloguePage,
 		}
 	}
 	// A search's page gets a key only while the snapshot remembers the search, so the
-	// renderings kept under these keys are as bounded as the searches are.
-	if remembered {
+	// renderings kept under these keys are as bounded as the searches are; a page past
+	// the last gets none (but the first page of nothing does: "nothing found").
+	if remembered && (from < len(idx) || q.Page == 1) {
 		p.Key = pageKey{snap: snap.id, category: q.Category, sort: q.Sort, q: q.Q, page: q.Page, per: q.PerPage}
 	}
 	return p, nil

@@ -35,6 +35,20 @@ func TestInventedQueriesDoNotGrowTheSnapshot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Pages that show nothing but invented input are not keyed (renderings are kept
+	// under keys): a category not on sale, a page past the last. A junk sort is the
+	// default sort, under the default's key.
+	if p, _ := st.Catalogue(ctx, CatalogueQuery{Category: "编造", Page: 1, PerPage: 20}); p.Key != nil {
+		t.Fatal("an invented category's page has a key")
+	}
+	if p, _ := st.Catalogue(ctx, CatalogueQuery{Page: 99, PerPage: 20}); p.Key != nil {
+		t.Fatal("a page past the last has a key")
+	}
+	junk, _ := st.Catalogue(ctx, CatalogueQuery{Sort: "编造", Page: 1, PerPage: 20})
+	plain, _ := st.Catalogue(ctx, CatalogueQuery{Page: 1, PerPage: 20})
+	if junk.Key == nil || junk.Key != plain.Key {
+		t.Fatal("a junk sort is keyed apart from the default sort")
+	}
 	p, err := st.Catalogue(ctx, CatalogueQuery{Category: "家居", Page: 1, PerPage: 20})
 	if err != nil || p.Total != 15 {
 		t.Fatalf("家居: %d goods, %v", p.Total, err)

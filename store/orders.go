@@ -247,23 +247,25 @@ func (s *Store) insertOrder(ctx context.Context, tx txn, o *Order, items []Order
 		OrderID int64 `db:"order_id"`
 		ID      int64 `db:"id"`
 		GoodsID int64 `db:"goods_id"`
+		Qty     int64 `db:"qty"`
 	}
 	err := tx.SelectContext(ctx, &rows, `WITH o AS (`+insertOrder+`)
 		INSERT INTO order_items (order_id, goods_id, name, unit_fen, qty)
 		SELECT o.id, v.goods_id, v.name, v.unit_fen, v.qty
 		FROM o CROSS JOIN (VALUES `+strings.Join(lines, ", ")+`) AS v(goods_id, name, unit_fen, qty)
-		RETURNING order_id, id, goods_id`, args...)
+		RETURNING order_id, id, goods_id, qty`, args...)
 	if err != nil {
 		return err
 	}
 	if len(rows) != len(items) {
 		return fmt.Errorf("store: %d order lines inserted, %d asked", len(rows), len(items))
 	}
-	// RETURNING promises no order: each id goes to a line of its goods not yet given one.
+	// RETURNING promises no order: each id goes to a line of its goods and quantity not
+	// yet given one (two such lines are the same row but for the id).
 	for _, r := range rows {
 		o.ID = r.OrderID
 		for i := range items {
-			if items[i].ID == 0 && items[i].GoodsID == r.GoodsID {
+			if items[i].ID == 0 && items[i].GoodsID == r.GoodsID && items[i].Qty == r.Qty {
 				items[i].OrderID, items[i].ID = r.OrderID, r.ID
 				break
 			}

@@ -261,12 +261,12 @@ func TestCreateOrderReturnsItsStoredLines(t *testing.T) {
 	a, _ := st.AddGoods(ctx, store.Goods{Name: "甲", Price: 100, Virtual: true})
 	b, _ := st.AddGoods(ctx, store.Goods{Name: "乙", Price: 250, Virtual: true})
 	o, items, err := st.CreateOrder(ctx, store.NewOrder{OutTradeNo: "L1", UserID: u.ID, TTL: time.Hour,
-		Lines: []store.Line{{GoodsID: b.ID, Qty: 2}, {GoodsID: a.ID, Qty: 3}}})
+		Lines: []store.Line{{GoodsID: b.ID, Qty: 2}, {GoodsID: a.ID, Qty: 3}, {GoodsID: a.ID, Qty: 1}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	stored, err := st.OrderItems(ctx, o.ID)
-	if err != nil || len(stored) != 2 || o.Total != 800 {
+	if err != nil || len(stored) != 3 || o.Total != 900 {
 		t.Fatalf("stored %v, total %d, err %v", stored, o.Total, err)
 	}
 	byID := map[int64]store.OrderItem{}
