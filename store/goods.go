@@ -221,18 +221,10 @@ type pageKey struct {
 	page, per         int
 }
 
-// ordered returns the indexes of the goods in category (all if ""), in sort order.
+// ordered returns the indexes of the goods in category (all if ""), in sort order, and
+// remembers them. Catalogue has checked both: category is on sale (remembering every
+// one a visitor invents would grow without bound) and by is one of the sorts.
 func (snap *goodsSnapshot) ordered(category, by string) []int {
-	switch by {
-	case SortPrice, SortPriceDesc, SortNew:
-	default:
-		by = SortDefault
-	}
-	// Only the categories on sale are remembered: any other is empty, and remembering
-	// every one a visitor invents would grow without bound.
-	if category != "" && !slices.Contains(snap.categories, category) {
-		return nil
-	}
 	k := catalogueKey{category, by}
 	snap.mu.Lock()
 	defer snap.mu.Unlock()
