@@ -159,8 +159,13 @@ func (c sqliteConnector) Driver() driver.Driver {
 			return err
 		}}
 	}
+	// The writer's temporary files in memory: each job of a batch runs in a savepoint,
+	// and a page the batch had already changed is copied, when a later job changes it
+	// again, into the savepoint's sub-journal, by default a temporary file. In memory, the
+	// store's CPU per purchase fell by a third (32 goroutines calling CreateOrder: 150 →
+	// 100 µs each). A batch is at most maxBatch small transactions: a few hundred KiB.
 	return &sqlite3.SQLiteDriver{ConnectHook: func(conn *sqlite3.SQLiteConn) error {
-		_, err := conn.Exec("PRAGMA wal_autocheckpoint = 4000", nil)
+		_, err := conn.Exec("PRAGMA wal_autocheckpoint = 4000; PRAGMA temp_store = MEMORY", nil)
 		return err
 	}}
 }
