@@ -117,6 +117,9 @@ func (h *Handler) order(c echo.Context) error {
 	}
 	if left > 0 && o.FinishedAt.IsZero() {
 		p.Refundable = left.String()
+		// The refund form's own request number: sent twice (a double click, a resend
+		// after a slow answer), it is still one refund.
+		p.RefundNo = store.NewOutRequestNo(h.now())
 	}
 	return web.Render(c, http.StatusOK, views.Order(p))
 }
@@ -170,16 +173,38 @@ func (h *Handler) refund(c echo.Context) error {
 	if reason == "" {
 		return web.InOrder(web.BadRequest("请填写退款原因。"), o.OutTradeNo)
 	}
+	no := c.FormValue("out_request_no")
+	if no != "" && !validRefundNo(no) {
+		return web.InOrder(web.BadRequest("退款请求号无效，请刷新订单页后重新填写。"), o.OutTradeNo)
+	}
 	ctx, stop := web.TimeoutCtx(c)
 	defer stop()
 	r, err := h.pay.Refund(ctx, store.NewRefund{OrderNo: o.OutTradeNo, Amount: amount, Reason: reason,
-		Source: store.RefundByOperator, Restock: c.FormValue("restock") == "1", By: actor(c)})
+		Source: store.RefundByOperator, Restock: c.FormValue("restock") == "1", By: actor(c), OutRequestNo: no})
+	if errors.Is(err, store.ErrRefundExists) && r.ID != 0 {
+		h.flash(c, "这张退款表单已提交过（请求号 "+r.OutRequestNo+"，"+views.RefundStatusText(r.Status)+"），没有再退一次。")
+		return c.Redirect(http.StatusSeeOther, "/admin/orders/"+o.OutTradeNo)
+	}
 	if msg, err := refundOutcome(r, err); err != nil {
 		return web.InOrder(err, o.OutTradeNo)
 	} else {
 		h.flash(c, msg)
 	}
 	return c.Redirect(http.StatusSeeOther, "/admin/orders/"+o.OutTradeNo)
+}
+
+// validRefundNo: the form's out_request_no is one store.NewOutRequestNo made ("RF" and
+// 24 digits).
+func validRefundNo(s string) bool {
+	if len(s) != 26 || !strings.HasPrefix(s, "RF") {
+		return false
+	}
+	for _, r := range s[2:] {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // refundOutcome is what the operator is told after a refund was asked of Alipay, or the

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -157,6 +158,67 @@ func TestRefundTimeoutSettledByWorker(t *testing.T) {
 	}
 }
 
+// 立即重试 after refund_timeout: Alipay had made the refund, so the same out_request_no
+// is answered 10000 with fund_change N. That is the refund succeeding, not failing, and
+// no second refund is made.
+func TestRetryAfterTimeoutIsFundChangeN(t *testing.T) {
+	shop, buyer, op, gid := setup(t, shoptest.Options{ClientTimeout: time.Second})
+	o := shop.PaidOrder(t, buyer, gid, 1)
+	shop.Fault(t, o.OutTradeNo, "refund_timeout")
+	refundVia(t, op, o, "50.00", nil)
+	rs := refunds(t, shop, o)
+	if len(rs) != 1 || rs[0].Status != store.RefundPending {
+		t.Fatalf("after a timeout: %+v, want one pending", rs)
+	}
+	if r := op.Post(t, fmt.Sprintf("/admin/refunds/%d/retry", rs[0].ID), nil); r.Status != http.StatusSeeOther {
+		t.Fatalf("retry: %d %.300s", r.Status, r.Body)
+	}
+	rs = refunds(t, shop, o)
+	if len(rs) != 1 || rs[0].Status != store.RefundSucceeded {
+		t.Fatalf("after 立即重试: %+v, want the one refund succeeded", rs)
+	}
+	if got := shop.Order(t, o.OutTradeNo); got.Refunded != 5000 {
+		t.Fatalf("refunded %s, want ¥50.00 once", got.Refunded)
+	}
+	emu := shop.EmuTradeOf(t, o.OutTradeNo)
+	if emu.RefundedAmount != "50.00" || len(emu.Refunds) != 1 || emu.Refunds[0].OutRequestNo != rs[0].OutRequestNo {
+		t.Fatalf("emulator refunded %s in %+v, want ¥50.00 once under %s", emu.RefundedAmount, emu.Refunds, rs[0].OutRequestNo)
+	}
+}
+
+// The refund form carries its own out_request_no: sent twice (a double click, a resend
+// after a slow answer), it is one refund, and the second answer says so.
+func TestRefundFormSentTwiceRefundsOnce(t *testing.T) {
+	shop, buyer, op, gid := setup(t, shoptest.Options{})
+	o := shop.PaidOrder(t, buyer, gid, 1)
+	m := regexp.MustCompile(`name="out_request_no" value="(RF[0-9]{24})"`).FindStringSubmatch(op.Get(t, "/admin/orders/"+o.OutTradeNo).Body)
+	if m == nil {
+		t.Fatal("the refund form has no out_request_no of its own")
+	}
+	form := url.Values{"out_request_no": {m[1]}}
+	for i := range 2 {
+		if r := refundVia(t, op, o, "10.00", form); r.Status != http.StatusSeeOther {
+			t.Fatalf("send %d: %d %.300s", i+1, r.Status, r.Body)
+		}
+	}
+	rs := refunds(t, shop, o)
+	if len(rs) != 1 || rs[0].OutRequestNo != m[1] || rs[0].Status != store.RefundSucceeded {
+		t.Fatalf("refunds %+v, want one succeeded under %s", rs, m[1])
+	}
+	if got := shop.Order(t, o.OutTradeNo); got.Refunded != 1000 {
+		t.Fatalf("refunded %s, want ¥10.00 once", got.Refunded)
+	}
+	if emu := shop.EmuTradeOf(t, o.OutTradeNo); len(emu.Refunds) != 1 {
+		t.Fatalf("Alipay made %d refunds, want 1", len(emu.Refunds))
+	}
+	if page := op.Get(t, "/admin/orders/"+o.OutTradeNo).Body; !strings.Contains(page, "已提交过") {
+		t.Fatal("the second send isn't told the form was sent already")
+	}
+	if r := refundVia(t, op, o, "10.00", url.Values{"out_request_no": {"RF1' OR 1=1"}}); r.Status != http.StatusBadRequest {
+		t.Fatalf("a made-up out_request_no: %d, want 400", r.Status)
+	}
+}
+
 // ACQ.SYSTEM_ERROR leaves Alipay's decision unknown: the refund stays pending and the
 // same out_request_no settles it, whether Alipay had made it or not.
 func TestRefundSystemError(t *testing.T) {
@@ -178,8 +240,13 @@ func TestRefundSystemError(t *testing.T) {
 			if rs[0].Status != store.RefundSucceeded || rs[0].OutRequestNo == "" {
 				t.Fatalf("after the worker: %+v", rs)
 			}
-			if emu := shop.EmuTradeOf(t, o.OutTradeNo); emu.RefundedAmount != "20.00" || len(emu.Refunds) != 1 {
+			emu := shop.EmuTradeOf(t, o.OutTradeNo)
+			if emu.RefundedAmount != "20.00" || len(emu.Refunds) != 1 {
 				t.Fatalf("emulator refunded %s in %d refunds, want ¥20.00 once", emu.RefundedAmount, len(emu.Refunds))
+			}
+			if emu.Refunds[0].OutRequestNo != rs[0].OutRequestNo {
+				t.Fatalf("Alipay made refund %s, the shop recorded %s: the retry used a new number",
+					emu.Refunds[0].OutRequestNo, rs[0].OutRequestNo)
 			}
 		})
 	}

@@ -35,6 +35,9 @@ var (
 	ErrRequestDecided   = errors.New("refund request already decided")
 	ErrReasonRequired   = errors.New("a reason is required")
 	ErrRefundWindowOver = errors.New("the trade is finished: Alipay takes no more refunds")
+	// ErrRefundExists: the out_request_no given was used already. The refund that has it
+	// comes back with this error when it is of the same order: a form sent twice.
+	ErrRefundExists = errors.New("a refund with this out_request_no exists")
 )
 
 // Refund is money going back for one Alipay trade of an order.
@@ -122,6 +125,21 @@ func (s *Store) createRefundTx(ctx context.Context, tx txn, n NewRefund) (Refund
 	now := s.now()
 	if n.OutRequestNo == "" {
 		n.OutRequestNo = NewOutRequestNo(now)
+	} else {
+		// A number the caller fixed (the operator's form carries one from when its page
+		// was drawn) makes at most one refund: sent again, it finds the first. The
+		// order's row is locked, so two sends of one form can't both miss it.
+		var had Refund
+		err := tx.GetContext(ctx, &had, `SELECT `+refundColumns+` FROM refunds r JOIN orders o ON o.id = r.order_id
+			WHERE r.out_request_no = ?`, n.OutRequestNo)
+		switch {
+		case err == nil && had.OrderID == o.ID:
+			return had, ErrRefundExists
+		case err == nil:
+			return Refund{}, ErrRefundExists
+		case !errors.Is(err, sql.ErrNoRows):
+			return Refund{}, err
+		}
 	}
 	r := Refund{OrderID: o.ID, OutTradeNo: o.OutTradeNo, TradeNo: n.TradeNo, OutRequestNo: n.OutRequestNo, Amount: n.Amount,
 		Reason: n.Reason, Source: n.Source, Status: RefundPending, Restock: n.Restock, OperatorID: n.By.id(),
