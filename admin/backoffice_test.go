@@ -346,3 +346,49 @@ func TestFlaggedPaymentQueue(t *testing.T) {
 	}
 	_ = money.Fen(0)
 }
+
+// The goods form was drawn at stock 8; then 3 sold. Saving it with only a new price keeps
+// the 5 left (it used to put the 8 back: units sold twice); changing the stock from the
+// stale 8 is refused with the stock as it is now; from the 5 shown then, it applies.
+func TestGoodsFormNeverPutsBackSoldStock(t *testing.T) {
+	shop, buyer, op, _ := setup(t, shoptest.Options{})
+	stock := int64(8)
+	gid := shop.Demo(t, "蓝牙音箱", 25900, &stock)
+	path := fmt.Sprintf("/admin/goods/%d", gid)
+	if !strings.Contains(op.Get(t, path).Body, `name="stock_was" value="8"`) {
+		t.Fatal("the edit form doesn't carry the stock it shows")
+	}
+	shop.PaidOrder(t, buyer, gid, 3)
+	stockNow := func() int64 {
+		g, err := shop.Store.AnyGoods(context.Background(), gid)
+		if err != nil || g.Stock == nil {
+			t.Fatalf("goods %d: %v, stock %v", gid, err, g.Stock)
+		}
+		return *g.Stock
+	}
+	if n := stockNow(); n != 5 {
+		t.Fatalf("stock %d after selling 3 of 8", n)
+	}
+	form := map[string]string{"name": "蓝牙音箱", "price": "239.00", "stock": "8", "stock_was": "8", "active": "1"}
+	if r := postGoods(t, op, path, form, nil, ""); r.Status != http.StatusSeeOther {
+		t.Fatalf("price change: %d %.300s", r.Status, r.Body)
+	}
+	if n := stockNow(); n != 5 {
+		t.Fatalf("a price change from a stale form set the stock to %d, want the 5 left", n)
+	}
+	form["stock"] = "20"
+	r := postGoods(t, op, path, form, nil, "")
+	if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, "库存已变化") || !strings.Contains(r.Body, `value="5"`) {
+		t.Fatalf("a stock change from a stale form: %d %.300s", r.Status, r.Body)
+	}
+	if n := stockNow(); n != 5 {
+		t.Fatalf("stock %d after a refused change", n)
+	}
+	form["stock_was"] = "5"
+	if r := postGoods(t, op, path, form, nil, ""); r.Status != http.StatusSeeOther {
+		t.Fatalf("stock change from the current stock: %d %.300s", r.Status, r.Body)
+	}
+	if n := stockNow(); n != 20 {
+		t.Fatalf("stock %d, want 20", n)
+	}
+}

@@ -36,6 +36,7 @@ func formOf(g store.Goods) views.GoodsForm {
 		Category: g.Category, Virtual: g.Virtual, Active: g.Active, Image: g.Image}
 	if g.Stock != nil {
 		f.Stock = strconv.FormatInt(*g.Stock, 10)
+		f.StockWas = f.Stock
 	}
 	return f
 }
@@ -70,7 +71,8 @@ func (h *Handler) updateGoods(c echo.Context) error {
 func (h *Handler) saveGoods(c echo.Context, id int64) error {
 	form := views.GoodsForm{ID: id, Name: c.FormValue("name"), Description: c.FormValue("description"),
 		Price: strings.TrimSpace(c.FormValue("price")), Stock: strings.TrimSpace(c.FormValue("stock")),
-		Category: c.FormValue("category"), Virtual: c.FormValue("virtual") == "1", Active: c.FormValue("active") == "1"}
+		Category: c.FormValue("category"), Virtual: c.FormValue("virtual") == "1", Active: c.FormValue("active") == "1",
+		StockWas: strings.TrimSpace(c.FormValue("stock_was"))}
 	again := func(field, msg string) error {
 		form.Field, form.Error = field, msg
 		if id != 0 {
@@ -109,8 +111,31 @@ func (h *Handler) saveGoods(c echo.Context, id int64) error {
 	} else if id == 0 {
 		g.Image = "/static/img/placeholder.svg"
 	}
-	g, err = h.st.SaveGoods(c.Request().Context(), actor(c), g)
+	var seen store.StockSeen
+	if _, ok := c.Request().Form["stock_was"]; ok && id != 0 {
+		seen.Known = true
+		if form.StockWas != "" {
+			n, err := strconv.ParseInt(form.StockWas, 10, 64)
+			if err != nil {
+				return web.BadRequest("表单已损坏，请刷新后重新编辑。")
+			}
+			seen.Stock = &n
+		}
+	}
+	g, err = h.st.SaveGoods(c.Request().Context(), actor(c), g, seen)
 	var fe *store.GoodsFieldError
+	if errors.Is(err, store.ErrStockMoved) {
+		now, err := h.st.AnyGoods(c.Request().Context(), id)
+		if err != nil {
+			return err
+		}
+		form.Stock, form.StockWas = "", ""
+		if now.Stock != nil {
+			form.Stock = strconv.FormatInt(*now.Stock, 10)
+			form.StockWas = form.Stock
+		}
+		return again("stock", "打开表单后库存已变化（有订单下单或取消），现为 "+orNone(form.Stock, "不限")+"。请确认库存后再保存。")
+	}
 	if errors.As(err, &fe) {
 		return again(fe.Field, fe.Msg)
 	} else if err != nil {
@@ -132,4 +157,12 @@ func parseYuan(s string) (money.Fen, error) {
 		return 0, errors.New("bad price")
 	}
 	return f, nil
+}
+
+// orNone is s, or none if s is empty.
+func orNone(s, none string) string {
+	if s == "" {
+		return none
+	}
+	return s
 }

@@ -46,7 +46,7 @@ func TestActionAndLogCommitTogether(t *testing.T) {
 		t.Fatal("a refund row exists without its log entry")
 	}
 	g.Price = 999
-	if _, err := st.SaveGoods(ctx, by, g); err == nil {
+	if _, err := st.SaveGoods(ctx, by, g, store.StockSeen{}); err == nil {
 		t.Fatal("goods saved with the log refusing")
 	}
 	if got, _ := st.AnyGoods(ctx, g.ID); got.Price != 100 {

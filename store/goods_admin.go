@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"context"
 	"strconv"
 	"strings"
@@ -73,10 +74,24 @@ func (s *Store) AnyGoods(ctx context.Context, id int64) (Goods, error) {
 	return g, notFound(err)
 }
 
+// StockSeen is the stock an edit form showed when it was drawn. Orders move stock while
+// the form is open: an edit that leaves the stock as shown keeps what it is now, and
+// one that changes it is refused (ErrStockMoved) if it moved meanwhile, so a price
+// change can never put back units already sold.
+type StockSeen struct {
+	Known bool   // false: set the stock outright (a new goods, a script)
+	Stock *int64 // as shown; nil = unlimited
+}
+
+// ErrStockMoved: the stock changed since the form was drawn, and the form changes it.
+var ErrStockMoved = errors.New("stock changed since the form was drawn")
+
+func sameStock(a, b *int64) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+
 // SaveGoods creates (g.ID 0) or updates goods from the operator's form, logging what
 // changed in the same transaction. Orders keep their own price: changing one here never
 // touches them. The shop's goods cache follows at once.
-func (s *Store) SaveGoods(ctx context.Context, by Actor, g Goods) (Goods, error) {
+func (s *Store) SaveGoods(ctx context.Context, by Actor, g Goods, seen StockSeen) (Goods, error) {
 	if err := ValidateGoods(&g); err != nil {
 		return Goods{}, err
 	}
@@ -98,6 +113,14 @@ func (s *Store) SaveGoods(ctx context.Context, by Actor, g Goods) (Goods, error)
 		}
 		if g.Image == "" {
 			g.Image = old.Image // no new picture uploaded: keep the one it has
+		}
+		if seen.Known {
+			switch {
+			case sameStock(g.Stock, seen.Stock):
+				g.Stock = old.Stock // left as shown: whatever orders made of it since
+			case !sameStock(old.Stock, seen.Stock):
+				return ErrStockMoved
+			}
 		}
 		g.CreatedAt = old.CreatedAt
 		if _, err := tx.ExecContext(ctx, `UPDATE goods SET name = ?, description = ?, price_fen = ?, image = ?, stock = ?,
