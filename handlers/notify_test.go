@@ -323,3 +323,44 @@ func TestNotifyBodyLimit(t *testing.T) {
 		t.Fatalf("GET /check_order: %d", resp.StatusCode)
 	}
 }
+
+// A return's signed query string sits in the shopper's browser history. Posted to the
+// notify URL, any number of times, it is refused and only counted, like junk: it used
+// to be stored in full each time (600 posts, 600 rows).
+func TestSignedReturnPostedAsNotifyIsJunk(t *testing.T) {
+	shop := shoptest.New(t, shoptest.Options{})
+	b := shop.Browser()
+	b.Signup(t, "replay@example.com")
+	o, u := b.Buy(t, shop.Demo(t, "键盘", 39900, nil), 1)
+	shop.OpenCashier(t, u.String())
+	paid, st := shop.EmuPay(t, o.OutTradeNo, true)
+	if st != http.StatusOK || paid.ReturnURL == "" {
+		t.Fatalf("pay: %d, return URL %q", st, paid.ReturnURL)
+	}
+	shop.Emulator.DeliverDue(context.Background())
+	ret, err := url.Parse(paid.ReturnURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := shop.Raw(t)
+	var before, after, counted int
+	if err := raw.Get(&before, `SELECT COUNT(*) FROM payment_events`); err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		if got := shop.PostNotify(t, ret.RawQuery, "application/x-www-form-urlencoded"); got != "fail" {
+			t.Fatalf("a return posted as a notify answered %q, want fail", got)
+		}
+	}
+	if err := shop.Store.FlushJunk(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	raw.Get(&after, `SELECT COUNT(*) FROM payment_events`)
+	raw.Get(&counted, `SELECT COALESCE(SUM(count), 0) FROM junk_counts WHERE reason LIKE 'signed, but not a notify%'`)
+	if after != before || counted != 50 {
+		t.Fatalf("50 posted returns: payment_events %d → %d, counted as junk %d; want no rows and 50 counted", before, after, counted)
+	}
+	if got := shop.Order(t, o.OutTradeNo); got.Status != store.StatusPaid {
+		t.Fatalf("order is %s", got.Status)
+	}
+}

@@ -156,6 +156,12 @@ func (s *Service) HandleNotify(ctx context.Context, body []byte, contentType, re
 	if reason, _ := s.checkOurs(f); reason != "" {
 		return s.reject(ctx, ev, reason)
 	}
+	if ev.NotifyID == "" || ev.TradeStatus == "" {
+		// Signed by Alipay but no notify: a return's query string posted here. It sits in
+		// the shopper's browser history, so anyone may post it any number of times:
+		// counted and sampled like junk, not stored in full each time.
+		return s.junk(ctx, ev, "signed, but not a notify (no notify_id or trade_status)", string(body)), nil
+	}
 	if isRefundNotify(v) || ev.TradeStatus == TradeClosed {
 		return s.applyRefundNotify(ctx, ev, v)
 	}
