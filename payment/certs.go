@@ -99,7 +99,14 @@ func CertSN(cert *x509.Certificate) string {
 }
 
 // certsOf parses every PEM certificate in b.
-func certsOf(b []byte) ([]*x509.Certificate, error) {
+func certsOf(b []byte) ([]*x509.Certificate, error) { return parseCerts(b, false) }
+
+// rootsOf parses Alipay's root file, skipping the certificates Go can't read: Alipay's
+// alipayRootCert.crt starts with its SM2 (国密) root, whose curve crypto/x509 doesn't
+// support. Its RSA roots, the ones RSA2 certificates chain to, must be there.
+func rootsOf(b []byte) ([]*x509.Certificate, error) { return parseCerts(b, true) }
+
+func parseCerts(b []byte, skipUnreadable bool) ([]*x509.Certificate, error) {
 	var out []*x509.Certificate
 	for {
 		var block *pem.Block
@@ -111,13 +118,15 @@ func certsOf(b []byte) ([]*x509.Certificate, error) {
 			continue
 		}
 		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
+		if err != nil && skipUnreadable {
+			continue
+		} else if err != nil {
 			return nil, err
 		}
 		out = append(out, c)
 	}
 	if len(out) == 0 {
-		return nil, errors.New("no PEM certificate found")
+		return nil, errors.New("no PEM certificate found that this program can read")
 	}
 	return out, nil
 }
@@ -140,7 +149,7 @@ func (c *Certs) AppPublicKey() (*rsa.PublicKey, error) {
 // for a message that names none). A certificate not issued under the roots stops
 // start-up: it is the one trust decision certificate mode adds, made once, here.
 func (c *Certs) Verifier() (*Verifier, error) {
-	roots, err := certsOf(c.RootCert)
+	roots, err := rootsOf(c.RootCert)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", RootCertFile, err)
 	}
