@@ -25,7 +25,7 @@ const (
 	modeProduction = "production"
 )
 
-// setting is one environment variable the shop reads: DESIGN "Run and configure", and
+// setting is one environment variable the shop reads: README "Settings", and
 // what `go run . help` prints. loadConfig takes its defaults from here.
 type setting struct {
 	name, def, meaning string
@@ -54,7 +54,7 @@ var settings = []setting{
 	{"SANDBOX_ADDR", "127.0.0.1:9090", "go run . sandbox only: the standalone emulator's address"},
 	{"PPROF_ADDR", "unset (off)", "serve Go's profiler on this separate address"},
 	{"DEV_RELOAD", "unset", "1 (set by go tool task dev): allow templ's live-reload script; ignored in production"},
-	{"GOGC", "200", "Go's garbage collector target (see tuneGC)"},
+	{"GOGC", "200", "Go's garbage collector target: the heap may grow this many percent over what is live before a collection (GOMEMLIMIT caps it)"},
 	{"GOMEMLIMIT", "64MiB", "Go's soft memory limit"},
 	{"OPERATOR_PASSWORD", "unset", "go run . operator add only: the password, when stdin is not a terminal"},
 }
@@ -69,7 +69,7 @@ func defaultOf(name string) string {
 	panic("no setting " + name) // a programming error: every setting is listed
 }
 
-// config is DESIGN "Run and configure (contract)".
+// config is the shop's settings (README "Settings").
 type config struct {
 	Addr, PublicURL, DB, KeysDir, Mode string
 	AppID, SellerID, Gateway           string

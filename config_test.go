@@ -69,7 +69,7 @@ func startErr(t *testing.T, env map[string]string) (string, string) {
 	return "", ""
 }
 
-// Each unsafe setting DESIGN lists stops a production start-up with a message that says
+// Each unsafe setting README "Modes" lists stops a production start-up with a message that says
 // what to do; a sound configuration starts, and seeds no demo goods.
 func TestProductionRefusesUnsafeSettings(t *testing.T) {
 	cases := []struct {

@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 )
 
-// Key file names inside KEYS_DIR (DESIGN "Run and configure").
+// Key file names inside KEYS_DIR (keys/README.md).
 const (
 	AppPrivateKeyFile     = "app_private_key.pem"
 	AppPublicKeyFile      = "app_public_key.pem"

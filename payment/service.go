@@ -139,8 +139,8 @@ func (s *Service) PayURL(o store.Order, product string) (string, error) {
 	return u.String(), nil
 }
 
-// HandleNotify applies one notify body by DESIGN "Notify and return rules" and returns
-// the recorded event. Answer "success" only if err is nil and ev.Acknowledged().
+// HandleNotify applies one notify body by the rules in docs/payments.md ("The notify")
+// and returns the recorded event. Answer "success" only if err is nil and ev.Acknowledged().
 func (s *Service) HandleNotify(ctx context.Context, body []byte, contentType, requestID string) (store.Event, error) {
 	ev := store.Event{Source: store.SourceNotify, RequestID: requestID}
 	f, err := ParseForm(body, contentType)

@@ -395,7 +395,7 @@ func TestSignupAndLockoutBlackBox(t *testing.T) {
 	t.Logf("10 signups from one address: %v; owner logs in after 12 wrong tries from another address", codes)
 }
 
-// The production start-ups DESIGN lists as unsafe end with a message, not a shop.
+// The production start-ups README "Modes" lists as unsafe end with a message, not a shop.
 func TestProductionRefusalsBlackBox(t *testing.T) {
 	for name, mod := range map[string]func(env []string) []string{
 		"http PUBLIC_URL":  func(env []string) []string { return append(env, "PUBLIC_URL=http://shop.example.com") },

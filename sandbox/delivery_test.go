@@ -124,7 +124,7 @@ func TestReturnAndNotifySignatures(t *testing.T) {
 	}
 }
 
-// alipaySchedule is Alipay's published notify schedule (ALIPAY.md), written out here
+// alipaySchedule is Alipay's published notify schedule (docs/payments.md, "The notify"), written out here
 // rather than read from retryIntervals, so a change to the table fails this test.
 var alipaySchedule = []time.Duration{0, 4 * time.Minute, 14 * time.Minute, 24 * time.Minute,
 	84 * time.Minute, 204 * time.Minute, 564 * time.Minute, 1464 * time.Minute} // offsets from payment

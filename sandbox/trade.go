@@ -31,7 +31,7 @@ type payInput struct {
 // wapTime is alipay.trade.wap.pay's own time_expire format (minutes, no seconds).
 const wapTime = "2006-01-02 15:04"
 
-// validatePay applies ALIPAY.md's field rules to a page-pay or WAP-pay request; the
+// validatePay applies Alipay's field rules to a page-pay or WAP-pay request; the
 // first failure names the error code.
 func validatePay(req *gatewayRequest) (*payInput, *gwError) {
 	b := req.Biz

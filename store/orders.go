@@ -14,7 +14,7 @@ import (
 	"storefront/money"
 )
 
-// Order states (DESIGN "Money, orders, states").
+// Order states (docs/payments.md, "Order states").
 const (
 	StatusUnpaid    = "unpaid"
 	StatusPaid      = "paid"

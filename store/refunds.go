@@ -15,7 +15,7 @@ import (
 	"storefront/shanghai"
 )
 
-// Refund states and sources (DESIGN "Refunds (contract)").
+// Refund states and sources (docs/payments.md, "Refunds").
 const (
 	RefundPending   = "pending"
 	RefundSucceeded = "succeeded"

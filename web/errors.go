@@ -140,7 +140,7 @@ func classify(err error) problem {
 	case errors.Is(err, store.ErrNotUnpaid):
 		return problem{status: http.StatusConflict, msg: "订单状态已经变化，不能进行此操作。", next: "请查看订单的最新状态。"}
 	case errors.Is(err, payment.ErrBadSignature):
-		// DESIGN: a forged return is a 400 page "验签失败" — kept in the title, in plain words.
+		// A forged return is a 400 page "验签失败" — kept in the title, in plain words.
 		return problem{status: http.StatusBadRequest, title: "支付结果未能确认（验签失败）", msg: "这次支付结果无法确认，订单未做任何改动。",
 			next: "如果您已在支付宝付款，请勿重复支付：付款结果以支付宝的通知为准，稍后到「我的订单」查看状态。如有疑问，请凭订单号联系客服。"}
 	case errors.Is(err, payment.ErrNotOurs):

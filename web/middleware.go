@@ -89,7 +89,7 @@ func (s *Server) middleware() {
 	// Echo's CSRF middleware lets a state-changing request through without any token
 	// when the browser says Sec-Fetch-Site: same-origin. We want both defences, not one
 	// instead of the other: a cross-site POST is refused here, and then the header is
-	// removed so the token is always required (DESIGN: a POST without a valid token is 403).
+	// removed so the token is always required (a POST without a valid token is 403).
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			r := c.Request()
