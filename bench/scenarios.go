@@ -89,14 +89,17 @@ type report struct {
 	BackOffice    *bulkData      `json:"back_office"`
 	Scenarios     []*result      `json:"scenarios"`
 	SignPerSec    float64        `json:"sign_ceiling_per_sec"`
-	PeakRSSMB     float64        `json:"peak_rss_mb"`
-	TotalErrors   int            `json:"total_errors"`
-	WallSeconds   float64        `json:"wall_seconds"`
-	LoadAvgStart  string         `json:"loadavg_start"`
-	LoadAvgLoad   string         `json:"loadavg_before_load"`
-	LoadAvgEnd    string         `json:"loadavg_end"`
-	ShopLog       string         `json:"shop_log"`
-	HeapProfile   string         `json:"heap_profile,omitempty"`
+	// SignBesidePerSec is the ceiling measured just before and after the purchases: the
+	// purchase target's reference.
+	SignBesidePerSec float64 `json:"sign_ceiling_beside_purchases_per_sec"`
+	PeakRSSMB        float64 `json:"peak_rss_mb"`
+	TotalErrors      int     `json:"total_errors"`
+	WallSeconds      float64 `json:"wall_seconds"`
+	LoadAvgStart     string  `json:"loadavg_start"`
+	LoadAvgLoad      string  `json:"loadavg_before_load"`
+	LoadAvgEnd       string  `json:"loadavg_end"`
+	ShopLog          string  `json:"shop_log"`
+	HeapProfile      string  `json:"heap_profile,omitempty"`
 }
 
 func (r *report) add(res *result) *result {
@@ -191,9 +194,10 @@ func (b *bench) runAll(ctx context.Context, loadStart string) (*report, error) {
 	}
 
 	// 1. /healthz: the baseline.
-	health, err := b.attack(ctx, "GET /healthz", get("/healthz", nil), func(r *vegeta.Result) string {
+	isHealthy := func(r *vegeta.Result) string {
 		return expect(r, 200, func() bool { return string(r.Body) == "ok" }, "body not ok")
-	})
+	}
+	health, err := b.attack(ctx, "GET /healthz", get("/healthz", nil), isHealthy)
 	if err != nil {
 		return rep, err
 	}
@@ -208,15 +212,29 @@ func (b *bench) runAll(ctx context.Context, loadStart string) (*report, error) {
 	rep.add(goods).Target = fmt.Sprintf(">= %.0f/s (50%% healthz), p99 <= 10ms", health.PerSec/2)
 	goods.TargetMet = goods.PerSec >= health.PerSec/2 && goods.P99ms <= 10
 
-	// 3. GET /orders, page 1 of a 10,000-order shopper.
-	orders, err := b.attack(ctx, "GET /orders", get("/orders", cookieHdr), func(r *vegeta.Result) string {
+	// 3. GET /orders, page 1 of a 10,000-order shopper: as fast as 32 workers go, then
+	// paced at the 2,000/s of its target for the p99. At full load a closed loop's
+	// latency is its queue (32 workers over the rate: 9 ms at 3,500/s), and on two cores
+	// shared with the generator even /healthz's p99 is 3.5 times that; paced, the p99 is
+	// the shop's answer to 2,000 shoppers a second.
+	ordersTarget := get("/orders", cookieHdr)
+	hasNewest := func(r *vegeta.Result) string {
 		return expect(r, 200, func() bool { return strings.Contains(string(r.Body), newest) }, "newest order not on page 1")
-	})
+	}
+	orders, err := b.attack(ctx, "GET /orders", ordersTarget, hasNewest)
 	if err != nil {
 		return rep, err
 	}
-	rep.add(orders).Target = ">= 2000/s, p99 <= 20ms"
-	orders.TargetMet = orders.PerSec >= 2000 && orders.P99ms <= 20
+	rep.add(orders).Target = ">= 2000/s (p99: paced, below)"
+	orders.TargetMet = orders.PerSec >= 2000
+	const ordersRate, ordersP99 = 2000, 20
+	ordersPaced, err := b.attackAt(ctx, fmt.Sprintf("GET /orders (paced at %d/s)", ordersRate), b.o.workers, ordersRate,
+		b.o.duration, ordersTarget, hasNewest)
+	if err != nil {
+		return rep, err
+	}
+	rep.add(ordersPaced).Target = fmt.Sprintf("%d/s sustained, p99 <= %dms", ordersRate, ordersP99)
+	ordersPaced.TargetMet = ordersPaced.PerSec >= 0.95*ordersRate && ordersPaced.P99ms <= ordersP99
 
 	// 4. POST /purchase/:id, logged in, CSRF token in form and cookie; the shopper's
 	// default address is snapshotted into every order.
@@ -232,6 +250,14 @@ func (b *bench) runAll(ctx context.Context, loadStart string) (*report, error) {
 		return rep, err
 	}
 	gateway := base + "/sandbox/gateway.do?"
+	besideFor := time.Second
+	if b.o.smoke {
+		besideFor = 250 * time.Millisecond
+	}
+	signBefore, err := b.signCeiling(besideFor)
+	if err != nil {
+		return rep, err
+	}
 	b.genProcs(1)
 	buy := staticTarget(vegeta.Target{Method: http.MethodPost,
 		URL:  base + "/purchase/" + strconv.FormatInt(sd.goodsForBuy, 10),
@@ -248,8 +274,15 @@ func (b *bench) runAll(ctx context.Context, loadStart string) (*report, error) {
 		return rep, err
 	}
 	b.genProcs(allProcs)
-	rep.add(purchase).Target = fmt.Sprintf(">= %.0f/s (70%% sign ceiling)", 0.7*signRate)
-	purchase.TargetMet = purchase.PerSec >= 0.7*signRate
+	signAfter, err := b.signCeiling(besideFor)
+	if err != nil {
+		return rep, err
+	}
+	// The reference is the ceiling measured just before and just after the purchases.
+	beside := (signBefore + signAfter) / 2
+	rep.add(purchase).Target = fmt.Sprintf(">= %.0f/s (70%% sign ceiling beside it)", 0.7*beside)
+	purchase.TargetMet = purchase.PerSec >= 0.7*beside
+	rep.SignBesidePerSec = beside
 	made, snapped, err := b.snapshots(ctx, sd.shopperID, lastID, sd.address)
 	if err != nil {
 		return rep, err
@@ -352,6 +385,13 @@ func (b *bench) runAll(ctx context.Context, loadStart string) (*report, error) {
 		return rep, fmt.Errorf("seeding the catalogue: %w", err)
 	}
 	logf("added %d goods: %d on sale, shown by the shop after %.1fs", added, catalogueSize, time.Since(t0).Seconds())
+	// The baseline again, just before: the ratio compares figures of the same minute.
+	health2, err := b.attack(ctx, "GET /healthz (again)", get("/healthz", nil), isHealthy)
+	if err != nil {
+		return rep, err
+	}
+	rep.add(health2).Target = "baseline, 0 errors"
+	health2.TargetMet = true
 	var pageMax atomic.Int64
 	bigGoods, err := b.attack(ctx, fmt.Sprintf("GET / (%d goods)", catalogueSize), get("/", nil), func(r *vegeta.Result) string {
 		if n := int64(len(r.Body)); n > pageMax.Load() {
@@ -362,10 +402,10 @@ func (b *bench) runAll(ctx context.Context, loadStart string) (*report, error) {
 	if err != nil {
 		return rep, err
 	}
-	rep.add(bigGoods).Target = fmt.Sprintf(">= %.0f/s (50%% healthz), p99 <= 10ms, page <= 60 KB", health.PerSec/2)
+	rep.add(bigGoods).Target = fmt.Sprintf(">= %.0f/s (50%% healthz), p99 <= 10ms, page <= 60 KB", health2.PerSec/2)
 	bigGoods.PageBytes = int(pageMax.Load())
 	bigGoods.Note = fmt.Sprintf("page %.1f KB (largest response)", float64(bigGoods.PageBytes)/1024)
-	bigGoods.TargetMet = bigGoods.PerSec >= health.PerSec/2 && bigGoods.P99ms <= 10 && bigGoods.PageBytes <= 60<<10
+	bigGoods.TargetMet = bigGoods.PerSec >= health2.PerSec/2 && bigGoods.P99ms <= 10 && bigGoods.PageBytes <= 60<<10
 
 	// 9. A category, sorted by price, paged: every page of every category in turn.
 	pages := categoryPages(20)
@@ -413,6 +453,9 @@ func (b *bench) runAll(ctx context.Context, loadStart string) (*report, error) {
 		Requests: int(signRate * ceilingFor.Seconds()), Target: "reference", TargetMet: true, noLatency: true,
 		CPU: signCPU})
 	sig.Note = fmt.Sprintf("%d goroutines on %d Ps", allProcs, allProcs)
+	rep.add(&result{Name: "RSA-2048 sign ceiling beside purchases", PerSec: beside, Seconds: 2 * besideFor.Seconds(),
+		Requests: int(beside * 2 * besideFor.Seconds()), Target: "reference of the purchase target", TargetMet: true,
+		noLatency: true, Note: fmt.Sprintf("%.0f/s just before the purchases, %.0f/s just after", signBefore, signAfter)})
 	rss, err := b.srv.peakRSS()
 	if err != nil {
 		return rep, fmt.Errorf("reading peak RSS: %w", err)

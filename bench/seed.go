@@ -28,7 +28,7 @@ import (
 	"storefront/store"
 )
 
-// Local-mode identities (DESIGN "Run and configure").
+// Local-mode identities (README "Settings").
 const (
 	appID    = "2021000000000001"
 	sellerID = "2088000000000001"
@@ -287,6 +287,45 @@ func notify(no string, i int) (url.Values, string) {
 		"subject": {"bench"}, "gmt_create": {"2026-11-22 10:04:00"}, "gmt_payment": {"2026-11-22 10:04:30"},
 	}
 	return v, shoptest.SignContent(v)
+}
+
+// signCeiling signs with the emulator's key from GOMAXPROCS goroutines for d and
+// returns the signatures per second: the signing ceiling again, measured beside the
+// scenario it is the reference of. This machine's speed drifts by a quarter within a
+// minute (the ceiling at the start of one run and beside its purchases differed so):
+// a ratio of two figures taken minutes apart measured that drift as much as the shop.
+func (b *bench) signCeiling(d time.Duration) (float64, error) {
+	pemBytes, err := os.ReadFile(filepath.Join(b.srv.keysDir, payment.SandboxPrivateKeyFile))
+	if err != nil {
+		return 0, err
+	}
+	key, err := payment.ParsePrivateKey(pemBytes)
+	if err != nil {
+		return 0, err
+	}
+	key.Precompute()
+	var n atomic.Int64
+	var firstErr atomic.Value
+	start := time.Now()
+	deadline := start.Add(d)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for i := 0; time.Now().Before(deadline); i++ {
+				_, msg := notify("CEILING", i)
+				if _, err := sign(key, msg); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				n.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if e, _ := firstErr.Load().(error); e != nil {
+		return 0, e
+	}
+	return float64(n.Load()) / time.Since(start).Seconds(), nil
 }
 
 func sign(key *rsa.PrivateKey, msg string) (string, error) {
