@@ -209,8 +209,23 @@ func productionProblems(c config) []string {
 	}
 	if c.SellerID == "" {
 		ps = append(ps, "set ALIPAY_SELLER_ID to your seller id (PID, 2088…, in Alipay's console): without it a notify signed for another merchant's trade would be accepted")
+	} else if !validSellerID(c.SellerID) {
+		ps = append(ps, fmt.Sprintf("ALIPAY_SELLER_ID %q is not a seller id: Alipay's are 16 digits starting 2088 (PID, in Alipay's console); with it every genuine notify would be refused", c.SellerID))
 	}
 	return ps
+}
+
+// validSellerID: Alipay's seller ids (PIDs) are 2088 and twelve more digits.
+func validSellerID(s string) bool {
+	if len(s) != 16 || !strings.HasPrefix(s, "2088") {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // sandboxWarnings are settings that work but that the shop warns about loudly.
@@ -256,6 +271,27 @@ func weakSecret(s string) string {
 	}
 	if len(freq) < 10 || bits < 100 {
 		return fmt.Sprintf("not random enough (%d different characters, about %.0f bits)", len(freq), bits)
+	}
+	// Many different characters can still be a pattern: a short run repeated
+	// ("0123456789" five times), or a counting sequence ("abcdefghijklmnopqrstuvwxyz0123").
+	rs := []rune(s)
+	for p := 1; p <= n/2; p++ {
+		repeats := true
+		for i := p; i < n && repeats; i++ {
+			repeats = rs[i] == rs[i-p]
+		}
+		if repeats {
+			return fmt.Sprintf("not random enough (%d characters repeated)", p)
+		}
+	}
+	steps := 0
+	for i := 1; i < n; i++ {
+		if d := rs[i] - rs[i-1]; d == 1 || d == -1 {
+			steps++
+		}
+	}
+	if steps > n/2 {
+		return fmt.Sprintf("not random enough (%d of %d characters follow on from the one before)", steps, n-1)
 	}
 	return ""
 }

@@ -89,7 +89,14 @@ func TestProductionRefusesUnsafeSettings(t *testing.T) {
 		{"long but patterned", func(_ *testing.T, e map[string]string, _ *rsa.PrivateKey) {
 			e["SESSION_SECRET"] = strings.Repeat("abc123", 8)
 		}, "not random enough"},
+		{"ten characters repeated", func(_ *testing.T, e map[string]string, _ *rsa.PrivateKey) {
+			e["SESSION_SECRET"] = strings.Repeat("0123456789", 5)
+		}, "not random enough"},
+		{"a counting sequence", func(_ *testing.T, e map[string]string, _ *rsa.PrivateKey) {
+			e["SESSION_SECRET"] = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGH"
+		}, "not random enough"},
 		{"no seller id", func(_ *testing.T, e map[string]string, _ *rsa.PrivateKey) { delete(e, "ALIPAY_SELLER_ID") }, "ALIPAY_SELLER_ID"},
+		{"a seller id cut short", func(_ *testing.T, e map[string]string, _ *rsa.PrivateKey) { e["ALIPAY_SELLER_ID"] = "2088123" }, "16 digits"},
 		{"world-readable private key", func(t *testing.T, e map[string]string, _ *rsa.PrivateKey) {
 			os.Chmod(filepath.Join(e["KEYS_DIR"], payment.AppPrivateKeyFile), 0o644)
 		}, "chmod 600"},
