@@ -286,13 +286,26 @@ func TestExportCSV(t *testing.T) {
 		t.Fatalf("rows %d: %v", len(rows), err)
 	}
 	row := rows[1]
-	if row[0] != o.OutTradeNo || row[7] != "24.68" || row[8] != "1.00" || !strings.HasPrefix(row[6], "'=cmd") {
+	// Order and trade numbers behind a tab, as text: Excel would show a 26-digit number
+	// as 2.02612E+25 and keep 15 of its digits.
+	if row[0] != "\t"+o.OutTradeNo || row[9] != "\t"+o.TradeNo || row[7] != "24.68" || row[8] != "1.00" || !strings.HasPrefix(row[6], "'=cmd") {
 		t.Fatalf("row %q", row)
 	}
 	r = op.Get(t, "/admin/export/refunds.csv")
 	rows, _ = csv.NewReader(strings.NewReader(strings.TrimPrefix(r.Body, "\uFEFF"))).ReadAll()
-	if len(rows) != 2 || rows[1][1] != o.OutTradeNo || rows[1][3] != "1.00" || rows[1][5] != "已退款" {
+	if len(rows) != 2 || rows[1][1] != "\t"+o.OutTradeNo || rows[1][3] != "1.00" || rows[1][5] != "已退款" {
 		t.Fatalf("refunds export %q", rows)
+	}
+	// An order nobody paid for is not 待发货.
+	buyer.Buy(t, evil, 1)
+	rows, _ = csv.NewReader(strings.NewReader(strings.TrimPrefix(op.Get(t, "/admin/export/orders.csv").Body, "\uFEFF"))).ReadAll()
+	for _, row := range rows[1:] {
+		if row[3] == "待支付" && row[4] != "" {
+			t.Fatalf("an unpaid order exported with fulfilment %q", row[4])
+		}
+	}
+	if len(rows) != 3 {
+		t.Fatalf("%d rows after a second, unpaid order", len(rows))
 	}
 	if r := op.Get(t, "/admin/export/orders.csv?from=2026-13-01"); r.Status != http.StatusBadRequest {
 		t.Fatalf("bad date: %d", r.Status)

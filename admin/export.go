@@ -69,12 +69,34 @@ func (o *csvOut) close() error {
 
 // cell keeps a spreadsheet from running text as a formula: one that starts with =, +,
 // -, @ (or a tab or carriage return, which some spreadsheets skip before them) gets a
-// leading apostrophe.
+// leading apostrophe. A tab before digits only is textID's, and no formula.
 func cell(s string) string {
+	if len(s) > 1 && s[0] == '\t' && allDigits(s[1:]) {
+		return s
+	}
 	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
 		return "'" + s
 	}
 	return s
+}
+
+// textID keeps a long number (an order or trade number, a phone number) text in a
+// spreadsheet: as a number, Excel shows a 26-digit order number as 2.02612E+25 and keeps
+// only 15 of its digits. A leading tab is how Alipay's own bills do it.
+func textID(s string) string {
+	if allDigits(s) {
+		return "\t" + s
+	}
+	return s
+}
+
+func allDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func bj(t store.Time) string { return shanghai.Format(t.Time) }
@@ -106,9 +128,13 @@ func (h *Handler) exportOrders(c echo.Context) error {
 		return nil // the client went away; nothing more to say to it
 	}
 	err = h.st.ExportOrders(c.Request().Context(), from, to, func(o *store.ExportOrder) error {
-		return out.row(o.OutTradeNo, bj(o.CreatedAt), bj(o.PaidAt), views.StatusText(o.Status), views.FulfilmentText(o.Fulfilment),
-			o.Email, o.Subject, o.Total.String(), o.Refunded.String(), o.TradeNo, o.ShipName, o.ShipPhone, o.ShipRegion,
-			o.ShipDetail, o.Carrier, o.TrackingNo)
+		fulfilment := "" // an order nobody paid for is not waiting to ship
+		if o.Status == store.StatusPaid || o.Status == store.StatusRefunded {
+			fulfilment = views.FulfilmentText(o.Fulfilment)
+		}
+		return out.row(textID(o.OutTradeNo), bj(o.CreatedAt), bj(o.PaidAt), views.StatusText(o.Status), fulfilment,
+			o.Email, o.Subject, o.Total.String(), o.Refunded.String(), textID(o.TradeNo), o.ShipName, textID(o.ShipPhone),
+			o.ShipRegion, o.ShipDetail, o.Carrier, textID(o.TrackingNo))
 	})
 	return h.endCSV(c, out, err)
 }
@@ -123,7 +149,7 @@ func (h *Handler) exportRefunds(c echo.Context) error {
 		return nil
 	}
 	err = h.st.ExportRefunds(c.Request().Context(), from, to, func(r *store.Refund) error {
-		return out.row(r.OutRequestNo, r.OutTradeNo, r.TradeNo, r.Amount.String(), adminviews.RefundSourceText(r.Source), adminviews.RefundStatusText(r.Status),
+		return out.row(r.OutRequestNo, textID(r.OutTradeNo), textID(r.TradeNo), r.Amount.String(), adminviews.RefundSourceText(r.Source), adminviews.RefundStatusText(r.Status),
 			r.Reason, bj(r.CreatedAt), bj(r.SettledAt), r.FailReason)
 	})
 	return h.endCSV(c, out, err)
@@ -146,7 +172,7 @@ func (h *Handler) exportReconciliation(c echo.Context) error {
 			return h.endCSV(c, out, err)
 		}
 		for _, x := range diffs {
-			if err := out.row(x.BillDate, adminviews.DiffText(x.Kind, x.What), x.OutTradeNo, x.TradeNo, x.OutRequestNo,
+			if err := out.row(x.BillDate, adminviews.DiffText(x.Kind, x.What), textID(x.OutTradeNo), textID(x.TradeNo), x.OutRequestNo,
 				optYuan(x.ShopFen.Int64, x.ShopFen.Valid), optYuan(x.AlipayFen.Int64, x.AlipayFen.Valid), x.Note); err != nil {
 				return h.endCSV(c, out, err)
 			}
