@@ -74,6 +74,12 @@ func (h *Handler) goodsList(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if pages := (page.Total + goodsPerPage - 1) / goodsPerPage; q.Page > 1 && q.Page > pages {
+		// Past the last page (an old link, a typed number): to the last, not to an
+		// empty grid whose 上一页 leads to another.
+		pager := views.Pager{Path: "/", Query: views.CatalogueParams(q)}
+		return c.Redirect(http.StatusSeeOther, pager.URL(max(pages, 1)))
+	}
 	title := "全部商品"
 	if q.Category != "" {
 		title = q.Category

@@ -49,6 +49,9 @@ func (h *Handler) orders(c echo.Context) error {
 	if tab != "" {
 		pager.Query = "tab=" + tab
 	}
+	if len(os) == 0 && page > 1 { // past the last page (an old link): not "no orders yet"
+		return c.Redirect(http.StatusSeeOther, pager.URL(1))
+	}
 	return web.Render(c, http.StatusOK, views.Orders(views.OrdersPage{Layout: h.layout(c, "我的订单"), Orders: os,
 		Now: h.now(), Tab: tab, Pager: pager}))
 }
@@ -188,6 +191,9 @@ func (h *Handler) purchases(c echo.Context) error {
 	ps, more, err := h.st.ListPurchases(c.Request().Context(), u.ID, perPage, (page-1)*perPage)
 	if err != nil {
 		return err
+	}
+	if len(ps) == 0 && page > 1 {
+		return c.Redirect(http.StatusSeeOther, "/purchases")
 	}
 	return web.Render(c, http.StatusOK, views.Purchases(views.PurchasesPage{Layout: h.layout(c, "已购商品"), Purchases: ps,
 		Pager: views.Pager{Page: page, More: more, Path: "/purchases"}}))

@@ -347,3 +347,28 @@ func TestOrdersAsShoppersFollowThem(t *testing.T) {
 	}
 	_ = money.Fen(0)
 }
+
+// A page past the last (an old link, a typed number) leads to the last page, not to an
+// empty grid or "no orders yet" whose 上一页 leads to another empty page.
+func TestPagesPastTheLastRedirect(t *testing.T) {
+	shop := shoptest.New(t, shoptest.Options{})
+	gid := shop.Demo(t, "键盘", 39900, nil)
+	b := shop.Browser()
+	b.Signup(t, "pages@example.com")
+	b.Buy(t, gid, 1)
+	for _, c := range []struct{ path, want string }{
+		{"/?page=1000000", "/"},
+		{"/?category=%E6%97%A0&page=3", "/?category=%E6%97%A0"},
+		{"/orders?page=50", "/orders"},
+		{"/orders?tab=unpaid&page=9", "/orders?tab=unpaid"},
+		{"/purchases?page=4", "/purchases"},
+	} {
+		r := b.Get(t, c.path)
+		if r.Status != http.StatusSeeOther || r.Header.Get("Location") != c.want {
+			t.Errorf("%s: %d to %q, want 303 to %q", c.path, r.Status, r.Header.Get("Location"), c.want)
+		}
+	}
+	if r := b.Get(t, "/?page=1"); r.Status != http.StatusOK {
+		t.Fatalf("page 1: %d", r.Status)
+	}
+}

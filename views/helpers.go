@@ -112,6 +112,17 @@ func (p Pager) at(n int) string {
 	return fmt.Sprintf("%s?page=%d", p.Path, n)
 }
 
+// URL is page n of the list; page 1 is the list's own address.
+func (p Pager) URL(n int) string {
+	switch {
+	case n > 1:
+		return p.at(n)
+	case p.Query != "":
+		return p.Path + "?" + p.Query
+	}
+	return p.Path
+}
+
 func (p Pager) prev() string { return p.at(p.Page - 1) }
 func (p Pager) next() string { return p.at(p.Page + 1) }
 
