@@ -154,6 +154,15 @@ func (h *Handler) checkout(c echo.Context) error {
 		return c.Redirect(http.StatusSeeOther, back)
 	case errors.Is(err, store.ErrNoSuchAddress):
 		return err // not about the goods: worded in web/errors.go
+	case errors.Is(err, store.ErrEmptyOrder) && gid == 0:
+		// Sent twice (a double tap, back and submit again): the first made the order
+		// and emptied the cart. To that order, not to a "cart is empty" error.
+		if no, err := h.st.LatestToPay(c.Request().Context(), u.ID); err == nil {
+			h.flash(c, "这张订单已经提交过，可在此继续支付。")
+			return c.Redirect(http.StatusSeeOther, "/orders/"+no)
+		}
+		h.flash(c, "购物车是空的，先挑选商品吧。")
+		return c.Redirect(http.StatusSeeOther, "/cart")
 	case err != nil && gid != 0:
 		return web.AboutGoods(err, gid)
 	case err != nil:

@@ -255,6 +255,13 @@ func TestCancel(t *testing.T) {
 	if r := b.Get(t, r.Location); !strings.Contains(r.Body, "订单已取消") || !strings.Contains(r.Body, "已取消") {
 		t.Fatal("no confirmation after cancel")
 	}
+	if r := b.Post(t, "/orders/"+o1.OutTradeNo+"/cancel", nil); r.Status != http.StatusConflict ||
+		!strings.Contains(r.Body, "订单已取消。") || strings.Contains(r.Body, "不能取消") {
+		t.Fatalf("cancelling a cancelled order: %d %.200s", r.Status, r.Body)
+	}
+	if r := b.Post(t, "/orders/"+o1.OutTradeNo+"/receive", nil); r.Status != http.StatusConflict || !strings.Contains(r.Body, "没有要收的货") {
+		t.Fatalf("receiving a cancelled order: %d %.200s", r.Status, r.Body)
+	}
 	// The buyer logged in on the cashier, so the trade exists: it is closed at Alipay first.
 	o2, u2 := b.Buy(t, gid, 1)
 	shop.OpenCashier(t, u2.String())
@@ -498,8 +505,11 @@ func TestCartCheckout(t *testing.T) {
 	if r := b.Get(t, "/cart"); !strings.Contains(r.Body, "购物车是空的") {
 		t.Fatal("cart not emptied")
 	}
-	if r := b.Post(t, "/checkout", nil); r.Status != http.StatusBadRequest {
-		t.Fatalf("empty checkout: %d", r.Status)
+	// Sent again (a double tap, back and submit): to the order the first one made.
+	if r := b.Post(t, "/checkout", nil); r.Status != http.StatusSeeOther || r.Location != "/orders/"+o.OutTradeNo {
+		t.Fatalf("checkout sent twice: %d to %q, want the order made", r.Status, r.Location)
+	} else if page := b.Get(t, r.Location).Body; !strings.Contains(page, "已经提交过") {
+		t.Fatal("the second checkout isn't told the order was made")
 	}
 	// Withdrawn goods: shown, and checkout refuses without creating an order.
 	add(band, "1")

@@ -130,6 +130,19 @@ func (h *Handler) payAgain(c echo.Context) error {
 	return web.InOrder(h.toCashier(c, o, url, err), o.OutTradeNo)
 }
 
+// cannotCancel is why an order that isn't waiting for payment can't be cancelled.
+func cannotCancel(status string) string {
+	switch status {
+	case store.StatusCancelled:
+		return "订单已取消。"
+	case store.StatusClosed:
+		return "订单已关闭，无需取消。"
+	case store.StatusPaid:
+		return "订单已支付，不能取消；如需退款，请在订单页申请退款。"
+	}
+	return "订单" + views.StatusText(status) + "，不能取消。"
+}
+
 // cancelForm asks before cancelling (取消订单 is a page, not a script's confirm box).
 func (h *Handler) cancelForm(c echo.Context) error {
 	o, err := h.ownOrder(c)
@@ -137,7 +150,7 @@ func (h *Handler) cancelForm(c echo.Context) error {
 		return err
 	}
 	if o.Status != store.StatusUnpaid {
-		return web.InOrder(web.Conflict("订单"+views.StatusText(o.Status)+"，不能取消。"), o.OutTradeNo)
+		return web.InOrder(web.Conflict(cannotCancel(o.Status)), o.OutTradeNo)
 	}
 	return web.Render(c, http.StatusOK, views.CancelConfirm(views.OrderPage{Layout: h.layout(c, "取消订单"), Order: o}))
 }
@@ -148,7 +161,7 @@ func (h *Handler) cancel(c echo.Context) error {
 		return err
 	}
 	if o.Status != store.StatusUnpaid {
-		return web.InOrder(web.Conflict("订单"+views.StatusText(o.Status)+"，不能取消。"), o.OutTradeNo)
+		return web.InOrder(web.Conflict(cannotCancel(o.Status)), o.OutTradeNo)
 	}
 	ctx, stop := web.TimeoutCtx(c)
 	defer stop()
@@ -173,9 +186,14 @@ func (h *Handler) receive(c echo.Context) error {
 		return err
 	}
 	err = h.st.ConfirmReceived(c.Request().Context(), o.UserID, o.OutTradeNo)
-	if errors.Is(err, store.ErrNotShipped) {
+	switch {
+	case errors.Is(err, store.ErrNotShipped) && o.Status != store.StatusPaid:
+		return web.InOrder(web.Conflict("订单"+views.StatusText(o.Status)+"，没有要收的货。"), o.OutTradeNo)
+	case errors.Is(err, store.ErrNotShipped) && o.Fulfilment == store.Received:
+		return web.InOrder(web.Conflict("已确认收货，无需再次确认。"), o.OutTradeNo)
+	case errors.Is(err, store.ErrNotShipped):
 		return web.InOrder(err, o.OutTradeNo) // worded in web/errors.go
-	} else if err != nil {
+	case err != nil:
 		return err
 	}
 	h.flash(c, "已确认收货，感谢您的购买。")
