@@ -39,6 +39,12 @@ type ClientOptions struct {
 	Timeout         time.Duration // for server API calls; smartwalle's default client has none
 }
 
+// Alipay's gateways, for a client given none.
+const (
+	ProductionGateway = "https://openapi.alipay.com/gateway.do"
+	SandboxGateway    = "https://openapi-sandbox.dl.alipaydev.com/gateway.do"
+)
+
 // NewClient builds the Alipay client. Call it once at start: it parses the keys, which
 // is the expensive part a per-request client would repeat.
 func NewClient(o ClientOptions) (*alipay.Client, error) {
@@ -49,14 +55,22 @@ func NewClient(o ClientOptions) (*alipay.Client, error) {
 		alipay.WithTimeLocation(shanghai.Location()),
 		alipay.WithHTTPClient(&http.Client{Timeout: o.Timeout}),
 	}
-	// smartwalle applies WithSandboxGateway only when production=false and
-	// WithProductionGateway only when true, so pick the one that takes effect.
-	if o.Production {
-		opts = append(opts, alipay.WithProductionGateway(o.Gateway))
-	} else {
-		opts = append(opts, alipay.WithSandboxGateway(o.Gateway))
+	// The client is always smartwalle's "sandbox" kind, with the gateway given outright:
+	// besides the default gateway, its production flag changes one thing the shop uses,
+	// and that one it must not do. In production, a response naming an alipay_cert_sn
+	// the client doesn't know makes smartwalle download that certificate
+	// (alipay.cert.download), unverified against the root, while holding the lock every
+	// verification waits on. The shop trusts only the certificates it loaded and checked
+	// at start-up; a rotated one is installed by the operator (keys/README.md).
+	gateway := o.Gateway
+	if gateway == "" {
+		gateway = SandboxGateway
+		if o.Production {
+			gateway = ProductionGateway
+		}
 	}
-	c, err := alipay.New(o.AppID, string(o.AppPrivateKey), o.Production, opts...)
+	opts = append(opts, alipay.WithSandboxGateway(gateway))
+	c, err := alipay.New(o.AppID, string(o.AppPrivateKey), false, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("app private key: %w", err)
 	}
