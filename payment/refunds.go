@@ -131,7 +131,10 @@ const (
 func refundOutcome(rspErr alipay.Error, err error) (refundResult, string) {
 	var ae *alipay.Error
 	if errors.As(err, &ae) {
-		rspErr, err = *ae, nil
+		// An error answer without a signature (smartwalle returns those as err): it
+		// may not be Alipay's at all, so it decides nothing. A refusal taken from it
+		// would free the amount for another refund while Alipay may have made this one.
+		return retry, "unsigned answer " + codeOf(*ae) + " " + ae.SubMsg
 	}
 	if err != nil {
 		return retry, err.Error()
