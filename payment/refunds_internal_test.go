@@ -2,7 +2,9 @@ package payment
 
 import (
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/smartwalle/alipay/v3"
 )
@@ -27,5 +29,30 @@ func TestRefundOutcomeTrustsOnlySignedAnswers(t *testing.T) {
 		if got, why := refundOutcome(c.rspErr, c.err); got != c.want {
 			t.Errorf("%s: %v (%s), want %v", c.name, got, why, c.want)
 		}
+	}
+}
+
+// 600 refused messages of one kind log one line a minute, the next saying how many went
+// unlogged; invented reasons can't grow the table past its bound.
+func TestJunkLogSamples(t *testing.T) {
+	var j junkLog
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	logged := 0
+	for i := range 600 {
+		if _, ok := j.allow("notify bad sign", now.Add(time.Duration(i)*50*time.Millisecond)); ok {
+			logged++
+		}
+	}
+	if logged != 1 {
+		t.Fatalf("600 in 30 s logged %d lines, want 1", logged)
+	}
+	if skipped, ok := j.allow("notify bad sign", now.Add(time.Minute)); !ok || skipped != 599 {
+		t.Fatalf("a minute on: logged %v, %d unlogged before, want true and 599", ok, skipped)
+	}
+	for i := range 1000 {
+		j.allow(fmt.Sprintf("notify invented %d", i), now)
+	}
+	if n := len(j.last); n > junkLogKinds+1 {
+		t.Fatalf("%d kinds remembered, bound %d", n, junkLogKinds)
 	}
 }

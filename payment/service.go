@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/smartwalle/alipay/v3"
@@ -57,6 +58,56 @@ type Service struct {
 	wake chan struct{} // work for the workers now (a refund to make)
 	// billClient downloads trade bills (the URL Alipay hands out is not the gateway).
 	billClient *http.Client
+	junkLog    junkLog
+}
+
+// junkLog keeps refused messages from filling the log: anyone can send them, so each
+// kind (source and reason) gets a line at most once a minute, saying how many more came.
+// The counts and samples in the database are the full record.
+type junkLog struct {
+	mu   sync.Mutex
+	last map[string]*junkLogged
+}
+
+type junkLogged struct {
+	at      time.Time
+	skipped int
+}
+
+// junkLogEvery is how often one kind of refused message is logged; junkLogKinds bounds
+// the kinds remembered (reasons quote what the sender put in a field).
+const (
+	junkLogEvery = time.Minute
+	junkLogKinds = 64
+)
+
+// allow says whether a refused message of kind k is logged now, and how many of that
+// kind went unlogged before it.
+func (j *junkLog) allow(k string, now time.Time) (skipped int, ok bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.last == nil {
+		j.last = map[string]*junkLogged{}
+	}
+	l := j.last[k]
+	if l == nil {
+		if len(j.last) >= junkLogKinds {
+			k = "other"
+			if l = j.last[k]; l == nil {
+				l = &junkLogged{}
+				j.last[k] = l
+			}
+		} else {
+			l = &junkLogged{}
+			j.last[k] = l
+		}
+	}
+	if !l.at.IsZero() && now.Sub(l.at) < junkLogEvery {
+		l.skipped++
+		return 0, false
+	}
+	skipped, l.at, l.skipped = l.skipped, now, 0
+	return skipped, true
 }
 
 // NewService wires the rules; now is the clock (nil = time.Now).
@@ -193,7 +244,10 @@ func (s *Service) RefuseNotify(ctx context.Context, reason string, partial []byt
 // event is not stored; its verdict makes the notify answer "fail".
 func (s *Service) junk(ctx context.Context, ev store.Event, reason, raw string) store.Event {
 	s.st.RecordJunk(ctx, store.Junk{Source: ev.Source, Reason: reason, Raw: raw, RequestID: ev.RequestID})
-	s.log.WarnContext(ctx, "payment message refused", "source", ev.Source, "reason", reason, "request_id", ev.RequestID)
+	if skipped, ok := s.junkLog.allow(ev.Source+" "+reason, s.now()); ok {
+		s.log.WarnContext(ctx, "payment message refused", "source", ev.Source, "reason", reason, "request_id", ev.RequestID,
+			"unlogged_before", skipped)
+	}
 	ev.Verdict, ev.Reason = store.VerdictRejected, reason
 	return ev
 }
