@@ -3,8 +3,10 @@ package admin_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/csv"
 	"fmt"
+	"hash/crc32"
 	"image"
 	"image/color"
 	"image/png"
@@ -228,11 +230,19 @@ func TestGoodsManagement(t *testing.T) {
 	big := append([]byte{}, pngBytes(t, 10, 10)...)
 	big = append(big, make([]byte, 2<<20)...)
 	gif := []byte("GIF89a\x01\x00\x01\x00\x00\x00\x00;")
+	// A few hundred bytes that claim 5000×5000: refused before anything is decoded.
+	bomb := pngBytes(t, 10, 10)
+	binary.BigEndian.PutUint32(bomb[16:], 5000)
+	binary.BigEndian.PutUint32(bomb[20:], 5000)
+	binary.BigEndian.PutUint32(bomb[29:], crc32.ChecksumIEEE(bomb[12:29]))
 	for name, file := range map[string][]byte{"an SVG with script": svg, "a PNG with HTML after it": polyglot,
-		"over 2 MiB": big, "a GIF": gif, "not an image": []byte("hello")} {
+		"over 2 MiB": big, "a GIF": gif, "not an image": []byte("hello"), "25 million pixels": bomb} {
 		r := postGoods(t, op, fmt.Sprintf("/admin/goods/%d", g.ID), map[string]string{"name": "台灯", "price": "159.00", "active": "1"}, file, "x.png")
 		if r.Status != http.StatusBadRequest {
 			t.Errorf("%s: %d, want 400", name, r.Status)
+		}
+		if name == "25 million pixels" && !strings.Contains(r.Body, "尺寸太大") {
+			t.Errorf("%s: not refused for its size: %.300s", name, r.Body)
 		}
 	}
 	if got, _ := shop.Store.AnyGoods(context.Background(), g.ID); got.Image != g.Image {

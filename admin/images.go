@@ -26,8 +26,10 @@ import (
 const maxUpload = 2 << 20
 
 // maxPixels refuses images that would take too much memory to decode (a "decompression
-// bomb": a small file for a huge picture).
-const maxPixels = 24_000_000
+// bomb": a small file for a huge picture). 12 million is a phone's photo (4000×3000);
+// decoded, a PNG or WebP of it is 48 MB for a moment, and 24 million was twice that,
+// over the shop's whole memory budget (GOMEMLIMIT 64 MiB).
+const maxPixels = 12_000_000
 
 // errImage is an upload that is not an image the shop takes.
 func errImage(msg string) error { return web.BadRequest(msg) }
@@ -72,7 +74,7 @@ func saveImage(ctx context.Context, st *store.Store, dir string, fh *multipart.F
 		return "", errImage("图片无法解码，可能已损坏。")
 	}
 	if cfg.Width*cfg.Height > maxPixels {
-		return "", errImage("图片尺寸太大（最多 2400 万像素）。")
+		return "", errImage("图片尺寸太大（最多 1200 万像素，如 4000×3000）。")
 	}
 	img, _, err := image.Decode(bytes.NewReader(data))
 	if err != nil {
