@@ -108,3 +108,47 @@ func TestReconciliationFindsEveryDifference(t *testing.T) {
 		t.Fatalf("worker made %d reconciliations", len(rs))
 	}
 }
+
+// A refund made in Alipay's console that the shop learned of from a TRADE_CLOSED notify
+// (which names no request number) is kept as ALIPAY_CLOSED_ + trade_no, while the bill
+// lists it under the console's own number: it is one refund, not a refund missing in the
+// shop plus one missing at Alipay.
+func TestReconciliationMatchesRefundRecordedUnderShopsNumber(t *testing.T) {
+	shop := shoptest.New(t, shoptest.Options{})
+	gid := shop.Demo(t, "机械键盘", 39900, nil)
+	b := shop.Browser()
+	b.Signup(t, "closed@example.com")
+	ctx := context.Background()
+	day := shop.Clock.Now()
+
+	o := shop.PaidOrder(t, b, gid, 1)
+	// Refunded in full in Alipay's console without a refund notify: Alipay closes the trade.
+	if st, body := shop.Emu(t, o.OutTradeNo, "refund", url.Values{"amount": {o.Total.String()}}); st != 200 {
+		t.Fatalf("console refund: %d %s", st, body)
+	}
+	// The TRADE_CLOSED notify names no out_biz_no: the shop records the refund under a
+	// number of its own.
+	v := shop.NotifyFor(o, o.TradeNo)
+	v.Set("notify_id", "closed"+o.OutTradeNo)
+	v.Set("trade_status", "TRADE_CLOSED")
+	if got := shop.PostNotify(t, shop.Resign(v).Encode(), "application/x-www-form-urlencoded"); got != "success" {
+		t.Fatalf("TRADE_CLOSED notify: %q", got)
+	}
+	rs, err := shop.Store.RefundsForOrder(ctx, o.ID)
+	if err != nil || len(rs) != 1 || rs[0].OutRequestNo != "ALIPAY_CLOSED_"+o.TradeNo || rs[0].Status != store.RefundSucceeded {
+		t.Fatalf("refunds after TRADE_CLOSED: %+v %v", rs, err)
+	}
+	emu := shop.EmuTradeOf(t, o.OutTradeNo)
+	if len(emu.Refunds) != 1 || emu.Refunds[0].OutRequestNo == rs[0].OutRequestNo {
+		t.Fatalf("the emulator's refunds %+v: want one under the console's own number", emu.Refunds)
+	}
+
+	shop.Clock.Advance(24 * time.Hour)
+	rec, diffs, err := shop.Pay.ReconcileDay(ctx, day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status != "clean" || rec.Payments != 1 || rec.Refunds != 1 || len(diffs) != 0 {
+		t.Fatalf("reconciliation %+v, differences %+v", rec, diffs)
+	}
+}

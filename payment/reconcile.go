@@ -35,7 +35,16 @@ func (s *Service) ReconcileDay(ctx context.Context, day time.Time) (store.Reconc
 	}
 	var diffs []store.Difference
 	seenPay := map[string]bool{}
+	// seenRefund holds the request numbers of the shop's refunds the bill accounts for:
+	// every number on the bill, taken before any row is matched, so a refund the bill
+	// names is never given to another row by the fallback below; then the refunds the
+	// fallback matched.
 	seenRefund := map[string]bool{}
+	for _, r := range rows {
+		if r.Kind == BillRefund {
+			seenRefund[r.RequestNo] = true
+		}
+	}
 	for _, r := range rows {
 		switch r.Kind {
 		case BillPayment:
@@ -55,8 +64,19 @@ func (s *Service) ReconcileDay(ctx context.Context, day time.Time) (store.Reconc
 			}
 		case BillRefund:
 			rec.Refunds++
-			seenRefund[r.RequestNo] = true
 			ref, err := s.st.RefundByRequestNo(ctx, r.RequestNo)
+			if errors.Is(err, store.ErrNotFound) {
+				found, ok, ferr := s.refundRecordedUnderOwnNo(ctx, r, seenRefund)
+				if ferr != nil {
+					return rec, nil, ferr
+				}
+				if ok {
+					seenRefund[found.OutRequestNo] = true
+					s.log.InfoContext(ctx, "bill refund matched by trade and amount", "trade_no", r.TradeNo,
+						"alipay_request_no", r.RequestNo, "shop_request_no", found.OutRequestNo)
+					continue
+				}
+			}
 			switch {
 			case errors.Is(err, store.ErrNotFound):
 				diffs = append(diffs, store.Difference{Kind: store.MissingInShop, What: "refund", OutTradeNo: r.OutTradeNo,
@@ -107,6 +127,29 @@ func (s *Service) ReconcileDay(ctx context.Context, day time.Time) (store.Reconc
 	s.log.InfoContext(ctx, "trade bill reconciled", "day", rec.BillDate, "payments", rec.Payments, "refunds", rec.Refunds,
 		"differences", len(diffs))
 	return rec, diffs, nil
+}
+
+// refundRecordedUnderOwnNo finds the shop's record of bill refund row r whose request
+// number the shop doesn't know: a refund made in Alipay's console that the shop learned
+// of without Alipay's number (a TRADE_CLOSED notify names none, so the shop recorded
+// it as ALIPAY_CLOSED_ + trade_no). It is a succeeded refund with source alipay, of the
+// same trade and amount, that no bill row accounts for yet (taken). The shop's own
+// refunds (operator, shopper, auto) never match here: Alipay got them under their own
+// number, so a bill row with another number is another refund.
+func (s *Service) refundRecordedUnderOwnNo(ctx context.Context, r BillRow, taken map[string]bool) (store.Refund, bool, error) {
+	if r.TradeNo == "" {
+		return store.Refund{}, false, nil
+	}
+	rs, err := s.st.RefundsOfTrade(ctx, r.TradeNo)
+	if err != nil {
+		return store.Refund{}, false, err
+	}
+	for _, ref := range rs {
+		if ref.Source == store.RefundByAlipay && ref.Status == store.RefundSucceeded && ref.Amount == r.Amount && !taken[ref.OutRequestNo] {
+			return ref, true, nil
+		}
+	}
+	return store.Refund{}, false, nil
 }
 
 func fenOf(n int64) sql.NullInt64 { return sql.NullInt64{Int64: n, Valid: true} }

@@ -85,6 +85,14 @@ func (s *Store) RefundsSettledIn(ctx context.Context, from, to time.Time) ([]Ref
 	return rs, err
 }
 
+// RefundsOfTrade lists the refunds of Alipay trade tradeNo, oldest first.
+func (s *Store) RefundsOfTrade(ctx context.Context, tradeNo string) ([]Refund, error) {
+	var rs []Refund
+	err := s.db.SelectContext(ctx, &rs, `SELECT `+refundColumns+` FROM refunds r JOIN orders o ON o.id = r.order_id
+		WHERE r.trade_no = ? ORDER BY r.id`, tradeNo)
+	return rs, err
+}
+
 // SaveReconciliation records a day's result and its differences, replacing any earlier
 // run of the same day, in one transaction.
 func (s *Store) SaveReconciliation(ctx context.Context, r Reconciliation, diffs []Difference) error {
