@@ -152,3 +152,76 @@ func TestReconciliationMatchesRefundRecordedUnderShopsNumber(t *testing.T) {
 		t.Fatalf("reconciliation %+v, differences %+v", rec, diffs)
 	}
 }
+
+// Refund differences: a refund whose amount at Alipay is not the shop's, and one the shop
+// counts as succeeded that Alipay never made. A console refund of the same trade and
+// amount does not stand in for the latter: the shop's own refunds reach Alipay under
+// their own request numbers, so it is a refund missing in the shop besides.
+func TestReconciliationRefundDifferences(t *testing.T) {
+	shop := shoptest.New(t, shoptest.Options{})
+	gid := shop.Demo(t, "机械键盘", 39900, nil)
+	b := shop.Browser()
+	b.Signup(t, "refunds@example.com")
+	ctx := context.Background()
+	day := shop.Clock.Now()
+
+	// Refunded through Alipay, then the shop's books say another amount.
+	differs := shop.PaidOrder(t, b, gid, 1)
+	ref, err := shop.Pay.Refund(ctx, store.NewRefund{OrderNo: differs.OutTradeNo, Amount: 3000, Reason: "少发一件",
+		Source: store.RefundByOperator, By: store.System})
+	if err != nil || ref.Status != store.RefundSucceeded {
+		t.Fatalf("refund: %+v %v", ref, err)
+	}
+	shop.Raw(t).MustExec(t, `UPDATE refunds SET amount_fen = 2500 WHERE id = ?`, ref.ID)
+
+	// Settled in the shop's books without Alipay ever being asked: missing at Alipay. And
+	// a refund of the same amount made in Alipay's console: missing in the shop.
+	phantom := shop.PaidOrder(t, b, gid, 1)
+	own, err := shop.Store.CreateRefund(ctx, store.NewRefund{OrderNo: phantom.OutTradeNo, Amount: 2000, Reason: "补偿",
+		Source: store.RefundByOperator, By: store.System})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := shop.Store.SettleRefund(ctx, own.ID, day); err != nil {
+		t.Fatal(err)
+	}
+	if st, body := shop.Emu(t, phantom.OutTradeNo, "refund", url.Values{"amount": {"20.00"}}); st != 200 {
+		t.Fatalf("console refund: %d %s", st, body)
+	}
+
+	shop.Clock.Advance(24 * time.Hour)
+	rec, diffs, err := shop.Pay.ReconcileDay(ctx, day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status != "differences" || rec.Payments != 2 || rec.Refunds != 2 {
+		t.Fatalf("reconciliation %+v", rec)
+	}
+	type key struct{ kind, order, request string }
+	got := map[key]store.Difference{}
+	for _, d := range diffs {
+		if d.What != "refund" {
+			t.Errorf("unexpected difference %+v", d)
+			continue
+		}
+		got[key{d.Kind, d.OutTradeNo, d.OutRequestNo}] = d
+	}
+	if d, ok := got[key{store.AmountDiffers, differs.OutTradeNo, ref.OutRequestNo}]; !ok || d.ShopFen.Int64 != 2500 || d.AlipayFen.Int64 != 3000 {
+		t.Errorf("refund amount differs: %+v (found %v)", d, ok)
+	}
+	if d, ok := got[key{store.MissingAtAlipay, phantom.OutTradeNo, own.OutRequestNo}]; !ok || d.ShopFen.Int64 != 2000 || d.AlipayFen.Valid {
+		t.Errorf("refund missing at Alipay: %+v (found %v)", d, ok)
+	}
+	var console string
+	for k := range got {
+		if k.kind == store.MissingInShop && k.order == phantom.OutTradeNo {
+			console = k.request
+		}
+	}
+	if console == "" || console == own.OutRequestNo || got[key{store.MissingInShop, phantom.OutTradeNo, console}].AlipayFen.Int64 != 2000 {
+		t.Errorf("console refund missing in shop: %+v", diffs)
+	}
+	if len(diffs) != 3 {
+		t.Errorf("%d differences, want 3: %+v", len(diffs), diffs)
+	}
+}
