@@ -65,38 +65,14 @@ func ParseBill(zipped []byte) ([]BillRow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadBill, err)
 	}
-	raw, err := io.ReadAll(io.LimitReader(rc, 256<<20))
-	rc.Close()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadBill, err)
-	}
-	text, err := dec.String(string(raw))
-	if err != nil {
-		return nil, fmt.Errorf("%w: not GBK: %v", ErrBadBill, err)
-	}
-	var body strings.Builder
-	for _, line := range strings.Split(text, "\n") {
-		if l := strings.TrimRight(line, "\r"); strings.TrimSpace(l) != "" && !strings.HasPrefix(strings.TrimSpace(l), "#") {
-			body.WriteString(l)
-			body.WriteByte('\n')
-		}
-	}
-	r := csv.NewReader(strings.NewReader(body.String()))
-	r.FieldsPerRecord, r.LazyQuotes = -1, true
-	records, err := r.ReadAll()
-	if err != nil || len(records) == 0 {
-		return nil, fmt.Errorf("%w: no rows (%v)", ErrBadBill, err)
-	}
-	col := map[string]int{}
-	for i, h := range records[0] {
-		col[strings.TrimSpace(h)] = i
-	}
+	defer rc.Close()
+	// Row by row as the file is inflated and decoded, so a large bill is held once, as
+	// the zip, besides the rows it yields.
+	r := csv.NewReader(simplifiedchinese.GB18030.NewDecoder().Reader(&cappedReader{r: rc, left: maxBillFile}))
+	r.FieldsPerRecord, r.LazyQuotes, r.ReuseRecord = -1, true, true
+	r.Comment = '#' // the framing lines; an indented one is skipped below
 	need := []string{"支付宝交易号", "商户订单号", "业务类型", "订单金额（元）", "商家实收（元）", "完成时间", "退款批次号/请求号"}
-	for _, n := range need {
-		if _, ok := col[n]; !ok {
-			return nil, fmt.Errorf("%w: no column %s", ErrBadBill, n)
-		}
-	}
+	var col map[string]int
 	field := func(rec []string, name string) string {
 		if i := col[name]; i < len(rec) {
 			return strings.TrimSpace(strings.Trim(rec[i], "\t "))
@@ -104,20 +80,72 @@ func ParseBill(zipped []byte) ([]BillRow, error) {
 		return ""
 	}
 	var rows []BillRow
-	for n, rec := range records[1:] {
+	for n := 0; ; {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadBill, err)
+		}
+		if first := strings.TrimSpace(rec[0]); (len(rec) == 1 && first == "") || strings.HasPrefix(first, "#") {
+			continue // a blank line, or framing that doesn't start the line
+		}
+		if col == nil {
+			col = map[string]int{}
+			for i, h := range rec {
+				col[strings.TrimSpace(h)] = i
+			}
+			for _, n := range need {
+				if _, ok := col[n]; !ok {
+					return nil, fmt.Errorf("%w: no column %s", ErrBadBill, n)
+				}
+			}
+			continue
+		}
+		n++
 		row := BillRow{TradeNo: field(rec, "支付宝交易号"), OutTradeNo: field(rec, "商户订单号"), Kind: field(rec, "业务类型"),
 			RequestNo: field(rec, "退款批次号/请求号")}
-		var err error
 		if row.Amount, err = billAmount(field(rec, "订单金额（元）")); err != nil {
-			return nil, fmt.Errorf("%w: row %d: %v", ErrBadBill, n+1, err)
+			return nil, fmt.Errorf("%w: row %d: %v", ErrBadBill, n, err)
 		}
 		if row.Receipt, err = billAmount(field(rec, "商家实收（元）")); err != nil {
-			return nil, fmt.Errorf("%w: row %d: %v", ErrBadBill, n+1, err)
+			return nil, fmt.Errorf("%w: row %d: %v", ErrBadBill, n, err)
 		}
 		row.Done, _ = time.ParseInLocation("2006-01-02 15:04:05", field(rec, "完成时间"), shanghai.Location())
 		rows = append(rows, row)
 	}
+	if col == nil {
+		return nil, fmt.Errorf("%w: no header row", ErrBadBill)
+	}
 	return rows, nil
+}
+
+// maxBillFile bounds the detail file as inflated: a zip that claims more is refused
+// rather than read on (a zip bomb) or cut short (a bill missing rows would report
+// false differences).
+const maxBillFile = 256 << 20
+
+// cappedReader reads r and fails once more than left bytes come out of it.
+type cappedReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		// Exactly at the cap is fine if nothing follows (io.EOF).
+		if n, err := c.r.Read(make([]byte, 1)); n == 0 {
+			return 0, err
+		}
+		return 0, fmt.Errorf("the detail file is larger than %d MiB", maxBillFile>>20)
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
 }
 
 // billAmount reads a bill amount ("199.00", "-10.00") as a positive number of fen.

@@ -4,6 +4,8 @@ import (
 	"archive/zip"
 	"bytes"
 	"errors"
+	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,5 +102,16 @@ func TestParseBill(t *testing.T) {
 	zw.Close()
 	if _, err := ParseBill(noDetail.Bytes()); !errors.Is(err, ErrBadBill) {
 		t.Errorf("no detail file: %v, want ErrBadBill", err)
+	}
+}
+
+// A detail file longer than the cap is an error, not a bill cut short; one of exactly
+// the cap's length is read whole.
+func TestCappedReader(t *testing.T) {
+	if b, err := io.ReadAll(&cappedReader{r: strings.NewReader("abcd"), left: 4}); err != nil || string(b) != "abcd" {
+		t.Errorf("at the cap: %q %v", b, err)
+	}
+	if b, err := io.ReadAll(&cappedReader{r: strings.NewReader("abcde"), left: 4}); err == nil {
+		t.Errorf("past the cap: %q, no error", b)
 	}
 }
