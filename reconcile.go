@@ -48,12 +48,12 @@ func runReconcile(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "%s: %d payments and %d refunds in Alipay's bill", rec.BillDate, rec.Payments, rec.Refunds)
+	fmt.Fprintf(out, "%s: %s and %s in Alipay's bill", rec.BillDate, count(rec.Payments, "payment"), count(rec.Refunds, "refund"))
 	if len(diffs) == 0 {
 		fmt.Fprintln(out, " — clean: the shop's books agree.")
 		return nil
 	}
-	fmt.Fprintf(out, " — %d differences:\n", len(diffs))
+	fmt.Fprintf(out, " — %s:\n", count(len(diffs), "difference"))
 	for _, d := range diffs {
 		fmt.Fprintf(out, "  %-17s %-7s order %s trade %s", d.Kind, d.What, d.OutTradeNo, d.TradeNo)
 		if d.OutRequestNo != "" {
@@ -68,4 +68,12 @@ func runReconcile(ctx context.Context, args []string, getenv func(string) string
 		fmt.Fprintf(out, " — %s\n", d.Note)
 	}
 	return nil
+}
+
+// count is "1 payment", "2 payments".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

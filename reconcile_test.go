@@ -57,7 +57,7 @@ func TestReconcileCommand(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reconcile %s: %v\n%s", day, err, out)
 	}
-	if want := day + ": 2 payments and 0 refunds in Alipay's bill — 1 differences:"; !strings.Contains(out, want) {
+	if want := day + ": 2 payments and 0 refunds in Alipay's bill — 1 difference:"; !strings.Contains(out, want) {
 		t.Errorf("output lacks %q:\n%s", want, out)
 	}
 	var line string
