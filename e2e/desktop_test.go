@@ -167,6 +167,11 @@ func desktopFlow(b *session) {
 		}
 		b.waitText("header #nav-cart .badge", "3")
 		b.waitText("#cart-total", "¥447.00") // 129.00 + 2 × 159.00
+		// Where there is room the cart is a table: a header row over aligned columns.
+		if got := b.table(".cart-table", [2]string{"单价", ".unit"}, [2]string{"数量", "form.qty, .count"},
+			[2]string{"小计", ".subtotal"}, [2]string{"操作", "form.remove"}); got != "" {
+			b.fatalf("cart table: %s", got)
+		}
 		b.follow("#to-checkout")
 		b.waitPath("/checkout")
 		b.contains("确认订单 lines", b.text("main ul.items"), "充电宝 × 1", "护眼台灯 × 2", "¥318.00")
@@ -202,6 +207,10 @@ func desktopFlow(b *session) {
 		b.contains("orders row", b.waitRow("#orders > li", second), "待发货", "¥447.00", "充电宝 等3件")
 		if strings.Contains(b.text("#orders"), third) {
 			b.fatalf("the unpaid order %s is listed under 待发货", third)
+		}
+		if got := b.table(".orders-table", [2]string{"商品 / 订单号", ".name"}, [2]string{"下单时间", ".time"},
+			[2]string{"金额", ".amount"}, [2]string{"状态", ".status"}, [2]string{"操作", ".actions"}); got != "" {
+			b.fatalf("orders table: %s", got)
 		}
 		b.shot("orders")
 	})

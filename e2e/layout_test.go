@@ -224,3 +224,45 @@ func (b *session) lines(sel string) int {
 	}
 	return n
 }
+
+// tableJS checks a list that is a table on a wide screen (views' "table" wrapper: a
+// header row over rows of the same grid). TABLE is the wrapper's selector, COLS pairs
+// of a header's text and the selector of its cells in every row. It returns "" when the
+// header row is shown and each cell lies in its header's column, at its left edge, or
+// at its right edge when the header is right-aligned (money, 操作), and a line per
+// fault otherwise. On a phone the header is hidden: "no header row".
+const tableJS = `((table, cols) => {
+	const t = document.querySelector(table);
+	if (!t) return "no " + table;
+	const head = t.querySelector(":scope > .table-head");
+	if (!head || !head.checkVisibility()) return "no header row";
+	const rows = [...t.querySelectorAll(":scope > ul > li.row")];
+	if (rows.length === 0) return "no rows";
+	const out = [];
+	for (const [label, sel] of cols) {
+		const h = [...head.children].find(e => e.textContent.trim() === label);
+		if (!h) { out.push("no header " + label); continue; }
+		const col = h.getBoundingClientRect(), right = getComputedStyle(h).textAlign === "right";
+		rows.forEach((row, i) => {
+			const c = row.querySelector(sel);
+			if (!c) { out.push("row " + (i + 1) + " has no " + sel); return; }
+			const r = c.getBoundingClientRect();
+			const off = right ? r.right - col.right : r.left - col.left;
+			if (r.left < col.left - 1 || r.right > col.right + 1 || Math.abs(off) > 1)
+				out.push("row " + (i + 1) + " " + sel + " [" + Math.round(r.left) + ", " + Math.round(r.right) + "] is not under " + label + " [" + Math.round(col.left) + ", " + Math.round(col.right) + "]");
+		});
+	}
+	return out.join("; ");
+})(TABLE, COLS)`
+
+// table runs tableJS on the list in table (a selector) with cols (header text, cell
+// selector), and returns its verdict.
+func (b *session) table(table string, cols ...[2]string) string {
+	b.t.Helper()
+	pairs := make([]string, len(cols))
+	for i, c := range cols {
+		pairs[i] = fmt.Sprintf("[%q, %q]", c[0], c[1])
+	}
+	js := strings.Replace(tableJS, "(TABLE, COLS)", fmt.Sprintf("(%q, [%s])", table, strings.Join(pairs, ", ")), 1)
+	return b.eval(js)
+}

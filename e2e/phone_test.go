@@ -62,6 +62,10 @@ func phoneFlow(b *session) {
 		if got != "img:小米手环 img:保温杯" {
 			b.fatalf("cart lines: %s", got)
 		}
+		// On a phone the lines are cards: the table's header row is not shown.
+		if got := b.table(".cart-table", [2]string{"小计", ".subtotal"}); got != "no header row" {
+			b.fatalf("cart on a phone: %q, want the header row hidden", got)
+		}
 		// Name, 小计 and the quantity form stand beside the picture, not under it.
 		if got := b.eval(`[...document.querySelectorAll("#cart-lines > li")].flatMap(li => {
 			const pic = li.querySelector("img").getBoundingClientRect();
@@ -188,6 +192,9 @@ func phoneFlow(b *session) {
 		}
 		b.waitText("nav.tabs a.on", "待发货")
 		b.contains("orders row", b.waitRow("#orders > li", outTradeNo), "待发货", "¥577.80", "小米手环")
+		if got := b.table(".orders-table", [2]string{"状态", ".status"}); got != "no header row" {
+			b.fatalf("orders on a phone: %q, want the header row hidden", got)
+		}
 		b.shot("orders")
 	})
 
