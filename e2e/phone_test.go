@@ -204,6 +204,7 @@ func phoneFlow(b *session) {
 	})
 
 	// 取消 on the phone cashier goes to quit_url: the order's page, still to pay.
+	var unpaidNo string
 	b.step("wap cancel", func() {
 		b.navigate("/goods/5")
 		b.waitText("main h1", "帆布包")
@@ -220,6 +221,27 @@ func phoneFlow(b *session) {
 		b.waitText("main h1", "订单详情")
 		b.waitText("#order-state", "待付款")
 		b.waitText("main .actions", "支付宝支付")
+		unpaidNo = no
+	})
+
+	// The pages the flow above doesn't pass through, each checked at 390 px as it opens
+	// (navigate checks the layout): 已购商品, the address book, 修改密码, the cancel
+	// confirmation, an error page of the shop and one of the emulator.
+	b.step("other pages", func() {
+		for _, p := range []struct{ path, h1 string }{
+			{"/purchases", "已购商品"},
+			{"/addresses", "收货地址"},
+			{"/account/password", "修改密码"},
+			{"/orders/" + unpaidNo + "/cancel", "取消订单？"},
+			{"/orders/" + outTradeNo + "/cancel", "无法完成操作"}, // paid: the error page says why
+			{"/goods/999999", "页面不存在"},
+			{"/sandbox/gateway.do?method=alipay.trade.wap.pay&app_id=x&charset=utf-8&sign_type=RSA2&version=1.0&biz_content=%7B%7D&sign=eHg%3D",
+				"抱歉，支付遇到问题"},
+		} {
+			b.navigate(p.path)
+			b.waitText("h1", p.h1)
+		}
+		b.navigate("/orders") // back in the shop, for the tab bar
 	})
 
 	// The tab bar is plain links: each tab opens its page and is lit there.
