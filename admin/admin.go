@@ -46,6 +46,7 @@ type Handler struct {
 	log    *slog.Logger
 	limits web.AuthLimits
 	days   dayCache
+	live   liveCache
 	srv    *web.Server
 }
 

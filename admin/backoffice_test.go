@@ -339,6 +339,15 @@ func TestDashboard(t *testing.T) {
 	if n := strings.Count(page, "<rect"); n != 14 {
 		t.Fatalf("%d bars, want 14 days", n)
 	}
+	// The live figures are reused for liveTTL, then read again.
+	shop.PaidOrder(t, buyer, gid, 1)
+	if page := op.Get(t, "/admin/").Body; !strings.Contains(page, `id="to-ship">2<`) {
+		t.Fatal("the queue was counted again within liveTTL")
+	}
+	shop.Clock.Advance(5 * time.Second)
+	if page := op.Get(t, "/admin/").Body; !strings.Contains(page, `id="to-ship">3<`) || !strings.Contains(page, `id="today-orders">3<`) {
+		t.Fatal("the live figures were not read again after liveTTL")
+	}
 }
 
 // The flagged-payment queue: a second payment for a paid order waits there; 立即全额退款
