@@ -31,7 +31,8 @@ type comparison struct {
 	Name           string  `json:"name"` // the scenario
 	SQLitePerSec   float64 `json:"sqlite_per_sec"`
 	PostgresPerSec float64 `json:"postgres_per_sec"`
-	Ratio          float64 `json:"ratio"`           // PostgreSQL's req/s over SQLite's
+	Ratio          float64 `json:"ratio"`           // PostgreSQL's req/s over SQLite's, each at its machine speed
+	RawRatio       float64 `json:"raw_ratio"`       // the same, as measured
 	PostgresP99ms  float64 `json:"postgres_p99_ms"` // of the paced run, if Paced
 	Paced          bool    `json:"paced"`
 	Errors         int     `json:"errors"` // both engines' errors in the scenario
@@ -58,6 +59,19 @@ func (f *fullReport) engine(name string) *report {
 	return nil
 }
 
+// pgExpected is the req/s PostgreSQL is held to in scenario pg: pgMinRatio of SQLite's
+// lite, scaled by how fast the machine was during each (the signing rate measured
+// beside both). The engines run minutes apart, and this machine's speed drifts by a
+// quarter in that time (beside the purchases, 1,300/s on PostgreSQL against 1,600/s on
+// SQLite in one run): unscaled, the ratio measured the drift as much as the engines.
+func pgExpected(lite, pg *result) float64 {
+	scale := 1.0
+	if lite.Machine > 0 && pg.Machine > 0 {
+		scale = pg.Machine / lite.Machine
+	}
+	return pgMinRatio * lite.PerSec * scale
+}
+
 // compare sets PostgreSQL's relative targets, when both engines ran.
 func (f *fullReport) compare() {
 	lite, pg := f.engine(engineSQLite), f.engine(enginePostgres)
@@ -69,22 +83,24 @@ func (f *fullReport) compare() {
 		if a == nil || b == nil {
 			continue // a run cut short
 		}
+		want := pgExpected(a, b)
 		c := &comparison{Name: name, SQLitePerSec: a.PerSec, PostgresPerSec: b.PerSec, PostgresP99ms: b.P99ms,
 			Errors: a.Errors + b.Errors,
-			Target: fmt.Sprintf(">= %.0f%% of SQLite's req/s (%.0f/s), PostgreSQL p99 <= %dms", 100*pgMinRatio,
-				pgMinRatio*a.PerSec, pgMaxP99ms)}
+			Target: fmt.Sprintf(">= %.0f%% of SQLite's req/s at the machine's speed (%.0f/s), PostgreSQL p99 <= %dms", 100*pgMinRatio,
+				want, pgMaxP99ms)}
 		// The p99 is the paced run's where there is one: at full load, 32 closed-loop
 		// workers queue in front of either engine and the p99 measures that queue.
 		sustained := true
 		if p := pg.scenario(name + pacedSuffix); p != nil {
 			c.PostgresP99ms, c.Paced = p.P99ms, true
 			c.Errors += p.Errors
-			sustained = p.PerSec >= 0.95*pgMinRatio*a.PerSec
-			c.Target = fmt.Sprintf(">= %.0f%% of SQLite's req/s (%.0f/s), and at that rate p99 <= %dms", 100*pgMinRatio,
-				pgMinRatio*a.PerSec, pgMaxP99ms)
+			sustained = p.PerSec >= 0.95*want
+			c.Target = fmt.Sprintf(">= %.0f%% of SQLite's req/s at the machine's speed (%.0f/s), and at that rate p99 <= %dms", 100*pgMinRatio,
+				want, pgMaxP99ms)
 		}
-		if a.PerSec > 0 {
-			c.Ratio = b.PerSec / a.PerSec
+		if a.PerSec > 0 && want > 0 {
+			c.RawRatio = b.PerSec / a.PerSec
+			c.Ratio = pgMinRatio * b.PerSec / want
 		}
 		c.TargetMet = c.Ratio >= pgMinRatio && c.PostgresP99ms <= pgMaxP99ms && sustained
 		c.Pass = c.TargetMet && c.Errors == 0
@@ -246,7 +262,7 @@ func printTable(w io.Writer, f *fullReport) {
 			if r.Engine == engineSQLite {
 				cells[0] = fmt.Sprintf("%.0f", c.SQLitePerSec)
 			} else {
-				cells[0] = fmt.Sprintf("%.0f (%.0f%%)", c.PostgresPerSec, 100*c.Ratio)
+				cells[0] = fmt.Sprintf("%.0f (%.0f%%, raw %.0f%%)", c.PostgresPerSec, 100*c.Ratio, 100*c.RawRatio)
 				cells[2] = fmt.Sprintf("%.2fms", c.PostgresP99ms)
 				cells[3] = strconv.Itoa(c.Errors)
 				v := "PASS"

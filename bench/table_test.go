@@ -49,3 +49,15 @@ func TestCompareUsesPacedRun(t *testing.T) {
 		}
 	}
 }
+
+// PostgreSQL is held to half of SQLite's req/s at the machine's speed: a run whose
+// machine was slower during PostgreSQL's scenario expects proportionally less.
+func TestPGExpectedFollowsTheMachine(t *testing.T) {
+	lite := &result{PerSec: 1000, Machine: 1600}
+	if got := pgExpected(lite, &result{Machine: 1300}); got != 406.25 {
+		t.Fatalf("slower machine: %v, want 406.25", got)
+	}
+	if got := pgExpected(lite, &result{}); got != 500 {
+		t.Fatalf("no measurement: %v, want 500", got)
+	}
+}
