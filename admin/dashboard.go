@@ -84,7 +84,7 @@ func (h *Handler) dashboard(c echo.Context) error {
 func (h *Handler) liveFigures(c echo.Context, now, today time.Time) (store.Dashboard, store.DaySales, error) {
 	h.live.mu.Lock()
 	defer h.live.mu.Unlock()
-	if !h.live.at.IsZero() && now.Sub(h.live.at) < liveTTL && now.Sub(h.live.at) >= 0 && h.live.today.Day.Equal(today) {
+	if age := now.Sub(h.live.at); age >= 0 && age < liveTTL && h.live.today.Day.Equal(today) {
 		return h.live.d, h.live.today, nil
 	}
 	var d store.Dashboard

@@ -130,11 +130,12 @@ func (h *Handler) saveGoods(c echo.Context, id int64) error {
 			return err
 		}
 		form.Stock, form.StockWas = "", ""
+		shown := "不限"
 		if now.Stock != nil {
 			form.Stock = strconv.FormatInt(*now.Stock, 10)
-			form.StockWas = form.Stock
+			form.StockWas, shown = form.Stock, form.Stock
 		}
-		return again("stock", "打开表单后库存已变化（有订单下单或取消），现为 "+orNone(form.Stock, "不限")+"。请确认库存后再保存。")
+		return again("stock", "打开表单后库存已变化（有订单下单或取消），现为 "+shown+"。请确认库存后再保存。")
 	}
 	if errors.As(err, &fe) {
 		return again(fe.Field, fe.Msg)
@@ -157,12 +158,4 @@ func parseYuan(s string) (money.Fen, error) {
 		return 0, errors.New("bad price")
 	}
 	return f, nil
-}
-
-// orNone is s, or none if s is empty.
-func orNone(s, none string) string {
-	if s == "" {
-		return none
-	}
-	return s
 }

@@ -196,15 +196,7 @@ func (h *Handler) refund(c echo.Context) error {
 // validRefundNo: the form's out_request_no is one store.NewOutRequestNo made ("RF" and
 // 24 digits).
 func validRefundNo(s string) bool {
-	if len(s) != 26 || !strings.HasPrefix(s, "RF") {
-		return false
-	}
-	for _, r := range s[2:] {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
+	return len(s) == 26 && strings.HasPrefix(s, "RF") && allDigits(s[2:])
 }
 
 // refundOutcome is what the operator is told after a refund was asked of Alipay, or the

@@ -289,27 +289,39 @@ func notify(no string, i int) (url.Values, string) {
 	return v, shoptest.SignContent(v)
 }
 
-// signCeiling signs with the emulator's key from GOMAXPROCS goroutines for d and
-// returns the signatures per second: the signing ceiling again, measured beside the
+// sandboxKey is the emulator's ("Alipay's") private key, precomputed for signing.
+func (b *bench) sandboxKey() (*rsa.PrivateKey, error) {
+	pemBytes, err := os.ReadFile(filepath.Join(b.srv.keysDir, payment.SandboxPrivateKeyFile))
+	if err != nil {
+		return nil, err
+	}
+	key, err := payment.ParsePrivateKey(pemBytes)
+	if err != nil {
+		return nil, err
+	}
+	key.Precompute()
+	return key, nil
+}
+
+// signCeiling signs with the emulator's key from one goroutine per core for d (whatever
+// GOMAXPROCS the generator runs with at the time: with -gen-procs 1 it measured one
+// core) and returns the signatures per second: the signing ceiling again, measured beside the
 // scenario it is the reference of. This machine's speed drifts by a quarter within a
 // minute (the ceiling at the start of one run and beside its purchases differed so):
 // a ratio of two figures taken minutes apart measured that drift as much as the shop.
 func (b *bench) signCeiling(d time.Duration) (float64, error) {
-	pemBytes, err := os.ReadFile(filepath.Join(b.srv.keysDir, payment.SandboxPrivateKeyFile))
+	key, err := b.sandboxKey()
 	if err != nil {
 		return 0, err
 	}
-	key, err := payment.ParsePrivateKey(pemBytes)
-	if err != nil {
-		return 0, err
-	}
-	key.Precompute()
+	cores := runtime.NumCPU()
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(cores))
 	var n atomic.Int64
 	var firstErr atomic.Value
 	start := time.Now()
 	deadline := start.Add(d)
 	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
+	for range cores {
 		wg.Go(func() {
 			for i := 0; time.Now().Before(deadline); i++ {
 				_, msg := notify("CEILING", i)
@@ -342,15 +354,10 @@ func sign(key *rsa.PrivateKey, msg string) (string, error) {
 // measurement (RSA-2048, SHA256 PKCS#1 v1.5): signatures/s over that window. Signing
 // stops at budget; the bodies returned are then a prefix of nos.
 func (b *bench) signNotifies(nos []string, ceilingFor, budget time.Duration) (bodies [][]byte, perSec float64, err error) {
-	pemBytes, err := os.ReadFile(filepath.Join(b.srv.keysDir, payment.SandboxPrivateKeyFile))
+	key, err := b.sandboxKey()
 	if err != nil {
 		return nil, 0, err
 	}
-	key, err := payment.ParsePrivateKey(pemBytes)
-	if err != nil {
-		return nil, 0, err
-	}
-	key.Precompute()
 	if key.N.BitLen() != 2048 {
 		logf("note: sandbox key is RSA-%d, not 2048", key.N.BitLen())
 	}

@@ -74,7 +74,8 @@ func (h *Handler) goodsList(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if pages := (page.Total + goodsPerPage - 1) / goodsPerPage; q.Page > 1 && q.Page > pages {
+	pages := (page.Total + goodsPerPage - 1) / goodsPerPage
+	if q.Page > 1 && q.Page > pages {
 		// Past the last page (an old link, a typed number): to the last, not to an
 		// empty grid whose 上一页 leads to another.
 		pager := views.Pager{Path: "/", Query: views.CatalogueParams(q)}
@@ -111,7 +112,7 @@ func (h *Handler) goodsList(c echo.Context) error {
 	view := views.GoodsList(views.GoodsListPage{Layout: l, Grid: fill,
 		Query: q, Total: page.Total, Categories: page.Categories,
 		Pager: views.Pager{Page: q.Page, More: q.Page*goodsPerPage < page.Total, Path: "/",
-			Query: views.CatalogueParams(q), Pages: (page.Total + goodsPerPage - 1) / goodsPerPage}})
+			Query: views.CatalogueParams(q), Pages: pages}})
 	if plain == nil {
 		return web.Render(c, http.StatusOK, view)
 	}

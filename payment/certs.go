@@ -118,9 +118,10 @@ func parseCerts(b []byte, skipUnreadable bool) ([]*x509.Certificate, error) {
 			continue
 		}
 		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil && skipUnreadable {
-			continue
-		} else if err != nil {
+		if err != nil {
+			if skipUnreadable {
+				continue
+			}
 			return nil, err
 		}
 		out = append(out, c)

@@ -90,17 +90,13 @@ func (j *junkLog) allow(k string, now time.Time) (skipped int, ok bool) {
 		j.last = map[string]*junkLogged{}
 	}
 	l := j.last[k]
+	if l == nil && len(j.last) >= junkLogKinds {
+		k = "other"
+		l = j.last[k]
+	}
 	if l == nil {
-		if len(j.last) >= junkLogKinds {
-			k = "other"
-			if l = j.last[k]; l == nil {
-				l = &junkLogged{}
-				j.last[k] = l
-			}
-		} else {
-			l = &junkLogged{}
-			j.last[k] = l
-		}
+		l = &junkLogged{}
+		j.last[k] = l
 	}
 	if !l.at.IsZero() && now.Sub(l.at) < junkLogEvery {
 		l.skipped++

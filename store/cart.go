@@ -182,7 +182,7 @@ func (s *Store) Checkout(ctx context.Context, n NewOrder) (Order, []OrderItem, e
 			n.Lines = append(n.Lines, Line{GoodsID: r.GoodsID, Qty: r.Qty})
 		}
 		var err error
-		o, items, reserved, err = s.createOrderTx(ctx, tx, n)
+		o, items, reserved, err = s.createOrderIn(ctx, tx, n, false)
 		if err != nil {
 			return err
 		}

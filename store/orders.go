@@ -139,7 +139,7 @@ func (s *Store) CreateOrder(ctx context.Context, n NewOrder) (Order, []OrderItem
 	var items []OrderItem
 	var reserved bool
 	err := s.inTx(ctx, func(tx txn) (err error) {
-		o, items, reserved, err = s.createOrderTx(ctx, tx, n)
+		o, items, reserved, err = s.createOrderIn(ctx, tx, n, false)
 		return err
 	})
 	if err == nil && reserved {
@@ -151,15 +151,10 @@ func (s *Store) CreateOrder(ctx context.Context, n NewOrder) (Order, []OrderItem
 // errNeedsTx: the order reserves stock, so it can't be written outside a transaction.
 var errNeedsTx = errors.New("store: the order reserves stock")
 
-// createOrderTx does CreateOrder's work inside tx; reserved says whether any goods'
-// stock moved (goods with unlimited stock don't change, so their cached page stays).
-func (s *Store) createOrderTx(ctx context.Context, tx txn, n NewOrder) (Order, []OrderItem, bool, error) {
-	return s.createOrderIn(ctx, tx, n, false)
-}
-
-// createOrderIn does CreateOrder's work with q: a transaction, or (unlimitedOnly, where
-// insertOrder is one statement) the pool, answering errNeedsTx before writing anything
-// if a line's goods has a stock count.
+// createOrderIn does CreateOrder's work with tx: a transaction, or (unlimitedOnly,
+// where insertOrder is one statement) the pool, answering errNeedsTx before writing
+// anything if a line's goods has a stock count. reserved says whether any goods' stock
+// moved (goods with unlimited stock don't change, so their cached page stays).
 func (s *Store) createOrderIn(ctx context.Context, tx querier, n NewOrder, unlimitedOnly bool) (Order, []OrderItem, bool, error) {
 	if len(n.Lines) == 0 {
 		return Order{}, nil, false, ErrEmptyOrder
