@@ -1,5 +1,5 @@
 // Command bench builds the shop, runs it as a separate process on a loopback port,
-// seeds it, and drives fixed-worker load at it with vegeta, one scenario at a time,
+// seeds it, and drives fixed-worker load at it (loadgen.go), one scenario at a time,
 // printing a table against the performance targets and writing a JSON report.
 //
 //	go run ./bench                     full run (5s per scenario, 1,000,000 orders in the back office)
@@ -58,7 +58,7 @@ type options struct {
 func main() {
 	var o options
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "load duration per scenario")
-	flag.Uint64Var(&o.workers, "workers", 32, "fixed number of concurrent vegeta workers")
+	flag.Uint64Var(&o.workers, "workers", 32, "fixed number of concurrent workers, one connection each")
 	flag.BoolVar(&o.smoke, "smoke", false, "CI mode: ~1s per scenario, few orders; exit non-zero only on errors")
 	flag.StringVar(&o.jsonPath, "json", "bench-results.json", "path of the JSON report")
 	flag.BoolVar(&o.pprof, "pprof", false, "enable the shop's PPROF_ADDR and save a CPU profile per scenario (keeps the temp dir)")

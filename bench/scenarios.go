@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,7 +19,6 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"storefront/store"
 )
@@ -184,20 +182,20 @@ func (b *bench) runAll(ctx context.Context, loadStart string) (*report, error) {
 	b.genProcs(allProcs)
 
 	base := b.srv.base
-	get := func(path string, hdr http.Header) vegeta.Targeter {
-		return staticTarget(vegeta.Target{Method: http.MethodGet, URL: base + path, Header: hdr})
+	get := func(path string, hdr http.Header) targeter {
+		return staticTarget(request{Method: http.MethodGet, URL: base + path, Header: hdr})
 	}
 	cookieHdr := http.Header{"Cookie": {sd.cookie}}
 	newest, err := b.newestOrder(ctx, sd.shopperID)
 	if err != nil {
 		return nil, err
 	}
-	isGoodsList := func(r *vegeta.Result) string {
+	isGoodsList := func(r *reply) string {
 		return expect(r, 200, func() bool { return strings.Contains(string(r.Body), `class="card goods"`) }, "no goods cards")
 	}
 
 	// 1. /healthz: the baseline.
-	isHealthy := func(r *vegeta.Result) string {
+	isHealthy := func(r *reply) string {
 		return expect(r, 200, func() bool { return string(r.Body) == "ok" }, "body not ok")
 	}
 	health, err := b.attack(ctx, "GET /healthz", get("/healthz", nil), isHealthy)
@@ -221,7 +219,7 @@ func (b *bench) runAll(ctx context.Context, loadStart string) (*report, error) {
 	// shared with the generator even /healthz's p99 is 3.5 times that; paced, the p99 is
 	// the shop's answer to 2,000 shoppers a second.
 	ordersTarget := get("/orders", cookieHdr)
-	hasNewest := func(r *vegeta.Result) string {
+	hasNewest := func(r *reply) string {
 		return expect(r, 200, func() bool { return strings.Contains(string(r.Body), newest) }, "newest order not on page 1")
 	}
 	orders, err := b.attack(ctx, "GET /orders", ordersTarget, hasNewest)
@@ -253,12 +251,12 @@ func (b *bench) runAll(ctx context.Context, loadStart string) (*report, error) {
 		return rep, err
 	}
 	gateway := base + "/sandbox/gateway.do?"
-	buy := staticTarget(vegeta.Target{Method: http.MethodPost,
+	buy := staticTarget(request{Method: http.MethodPost,
 		URL:  base + "/purchase/" + strconv.FormatInt(sd.goodsForBuy, 10),
 		Body: []byte(url.Values{"_csrf": {sd.csrf}}.Encode()),
 		Header: http.Header{"Cookie": {sd.cookie},
 			"Content-Type": {"application/x-www-form-urlencoded"}}})
-	checkBuy := func(r *vegeta.Result) string {
+	checkBuy := func(r *reply) string {
 		return expect(r, http.StatusSeeOther, func() bool {
 			return strings.HasPrefix(r.Headers.Get("Location"), gateway)
 		}, "Location is not the gateway: "+r.Headers.Get("Location"))
@@ -295,15 +293,15 @@ func (b *bench) runAll(ctx context.Context, loadStart string) (*report, error) {
 	// 5. POST /check_order, distinct valid notifies for distinct unpaid orders.
 	var sent atomic.Int64
 	formHdr := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
-	nextNotify := func(t *vegeta.Target) error {
+	nextNotify := func(t *request) error {
 		i := sent.Add(1) - 1
 		if i >= int64(len(bodies)) {
-			return vegeta.ErrNoTargets
+			return errNoTargets
 		}
-		*t = vegeta.Target{Method: http.MethodPost, URL: base + "/check_order", Body: bodies[i], Header: formHdr}
+		*t = request{Method: http.MethodPost, URL: base + "/check_order", Body: bodies[i], Header: formHdr}
 		return nil
 	}
-	checkNotify := func(r *vegeta.Result) string {
+	checkNotify := func(r *reply) string {
 		return expect(r, 200, func() bool { return string(r.Body) == "success" }, "")
 	}
 	distinct, _, _, err := b.attackBeside(ctx, "POST /check_order distinct", allProcs, nextNotify, checkNotify)
@@ -346,8 +344,8 @@ func (b *bench) runAll(ctx context.Context, loadStart string) (*report, error) {
 	}
 
 	// 6. POST /check_order replaying ONE notify (the idempotent path).
-	replay, err := b.attack(ctx, "POST /check_order replay", staticTarget(vegeta.Target{Method: http.MethodPost,
-		URL: base + "/check_order", Body: replayBody, Header: formHdr}), func(r *vegeta.Result) string {
+	replay, err := b.attack(ctx, "POST /check_order replay", staticTarget(request{Method: http.MethodPost,
+		URL: base + "/check_order", Body: replayBody, Header: formHdr}), func(r *reply) string {
 		return expect(r, 200, func() bool { return string(r.Body) == "success" }, "")
 	})
 	if err != nil {
@@ -382,30 +380,31 @@ func (b *bench) runAll(ctx context.Context, loadStart string) (*report, error) {
 	}
 	rep.add(health2).Target = "baseline, 0 errors"
 	health2.TargetMet = true
-	var pageMax atomic.Int64
-	bigGoods, err := b.attack(ctx, fmt.Sprintf("GET / (%d goods)", catalogueSize), get("/", nil), func(r *vegeta.Result) string {
-		if n := int64(len(r.Body)); n > pageMax.Load() {
-			pageMax.Store(n)
-		}
+	var pageMax, wireMax atomic.Int64
+	bigPage := func(r *reply) string { // workers check concurrently
+		atomicMax(&pageMax, int64(len(r.Body)))
+		atomicMax(&wireMax, int64(r.Wire))
 		return isGoodsList(r)
-	})
+	}
+	bigGoods, err := b.attack(ctx, fmt.Sprintf("GET / (%d goods)", catalogueSize), get("/", nil), bigPage)
 	if err != nil {
 		return rep, err
 	}
 	rep.add(bigGoods).Target = fmt.Sprintf(">= %.0f/s (50%% healthz), p99 <= 10ms, page <= 60 KB", health2.PerSec/2)
 	bigGoods.PageBytes = int(pageMax.Load())
-	bigGoods.Note = fmt.Sprintf("page %.1f KB (largest response)", float64(bigGoods.PageBytes)/1024)
+	bigGoods.Note = fmt.Sprintf("page %.1f KB (largest response; largest on the wire, gzip taken: %.1f KB)",
+		float64(bigGoods.PageBytes)/1024, float64(wireMax.Load())/1024)
 	bigGoods.TargetMet = bigGoods.PerSec >= health2.PerSec/2 && bigGoods.P99ms <= 10 && bigGoods.PageBytes <= 60<<10
 
 	// 9. A category, sorted by price, paged: every page of every category in turn.
 	pages := categoryPages(20)
 	var nextPage atomic.Int64
-	paged, err := b.attack(ctx, "GET /?category&page&sort=price", func(t *vegeta.Target) error {
+	paged, err := b.attack(ctx, "GET /?category&page&sort=price", func(t *request) error {
 		i := int(nextPage.Add(1) - 1)
 		c := i % len(categories)
 		q := url.Values{"category": {categories[c]}, "page": {strconv.Itoa(1 + (i/len(categories))%pages[c])},
 			"sort": {"price"}}
-		*t = vegeta.Target{Method: http.MethodGet, URL: base + "/?" + q.Encode()}
+		*t = request{Method: http.MethodGet, URL: base + "/?" + q.Encode()}
 		return nil
 	}, isGoodsList)
 	if err != nil {
@@ -416,7 +415,7 @@ func (b *bench) runAll(ctx context.Context, loadStart string) (*report, error) {
 	paged.Note = fmt.Sprintf("every page of the %d categories (%v pages), in turn", len(categories), pages)
 
 	// 10. Search over the 5,000 goods: a word some goods have, and one none has.
-	hits, err := b.attack(ctx, "GET /?q=耳机", get("/?q="+url.QueryEscape("耳机"), nil), func(r *vegeta.Result) string {
+	hits, err := b.attack(ctx, "GET /?q=耳机", get("/?q="+url.QueryEscape("耳机"), nil), func(r *reply) string {
 		return expect(r, 200, func() bool {
 			return strings.Contains(string(r.Body), `class="card goods"`) && strings.Contains(string(r.Body), "耳机")
 		}, "no goods with 耳机 found")
@@ -426,7 +425,7 @@ func (b *bench) runAll(ctx context.Context, loadStart string) (*report, error) {
 	}
 	rep.add(hits).Target = "p99 <= 20ms"
 	hits.TargetMet = hits.P99ms <= 20
-	misses, err := b.attack(ctx, "GET /?q=(no match)", get("/?q="+url.QueryEscape(noMatch), nil), func(r *vegeta.Result) string {
+	misses, err := b.attack(ctx, "GET /?q=(no match)", get("/?q="+url.QueryEscape(noMatch), nil), func(r *reply) string {
 		return expect(r, 200, func() bool {
 			return strings.Contains(string(r.Body), "没有找到") && !strings.Contains(string(r.Body), `class="card goods"`)
 		}, "not the empty search page")
@@ -474,11 +473,11 @@ func (b *bench) runAll(ctx context.Context, loadStart string) (*report, error) {
 func (b *bench) backOffice(ctx context.Context, rep *report, cookie string) error {
 	bd := b.bulk
 	hdr := http.Header{"Cookie": {cookie}}
-	page := func(path string) vegeta.Targeter {
-		return staticTarget(vegeta.Target{Method: http.MethodGet, URL: b.srv.base + path, Header: hdr})
+	page := func(path string) targeter {
+		return staticTarget(request{Method: http.MethodGet, URL: b.srv.base + path, Header: hdr})
 	}
-	contains := func(want, what string) func(*vegeta.Result) string {
-		return func(r *vegeta.Result) string {
+	contains := func(want, what string) func(*reply) string {
+		return func(r *reply) string {
 			return expect(r, 200, func() bool { return strings.Contains(string(r.Body), want) }, what)
 		}
 	}
@@ -550,7 +549,7 @@ func abs(n int) int {
 }
 
 // expect checks status and, if ok, the body/header predicate; "" means fine.
-func expect(r *vegeta.Result, code uint16, ok func() bool, what string) string {
+func expect(r *reply, code uint16, ok func() bool, what string) string {
 	if r.Code != code {
 		if r.Code == 0 {
 			return "transport: " + r.Error
@@ -564,6 +563,15 @@ func expect(r *vegeta.Result, code uint16, ok func() bool, what string) string {
 		return what
 	}
 	return ""
+}
+
+// atomicMax raises m to n if n is larger.
+func atomicMax(m *atomic.Int64, n int64) {
+	for {
+		if old := m.Load(); n <= old || m.CompareAndSwap(old, n) {
+			return
+		}
+	}
 }
 
 // pacedSuffix names a write scenario's paced run on PostgreSQL.
@@ -599,8 +607,8 @@ func pacedMet(r *result, perSec int) bool {
 }
 
 // staticTarget hits the same target every time (safe for concurrent workers).
-func staticTarget(t vegeta.Target) vegeta.Targeter {
-	return func(dst *vegeta.Target) error {
+func staticTarget(t request) targeter {
+	return func(dst *request) error {
 		*dst = t
 		return nil
 	}
@@ -617,8 +625,8 @@ func (b *bench) besideFor() time.Duration {
 // attackBeside is attack between two measurements of the signing rate, the machine's
 // speed around it, and sets res.Machine to their mean. procs is the generator's
 // GOMAXPROCS during the attack (see genProcs).
-func (b *bench) attackBeside(ctx context.Context, name string, procs int, tr vegeta.Targeter,
-	check func(*vegeta.Result) string) (res *result, before, after float64, err error) {
+func (b *bench) attackBeside(ctx context.Context, name string, procs int, tr targeter,
+	check func(*reply) string) (res *result, before, after float64, err error) {
 	if before, err = b.signCeiling(b.besideFor()); err != nil {
 		return nil, 0, 0, err
 	}
@@ -635,14 +643,15 @@ func (b *bench) attackBeside(ctx context.Context, name string, procs int, tr veg
 }
 
 // attack runs one scenario: b.o.workers fixed workers, as fast as they go, for
-// b.o.duration (or until the targeter runs out), checking every response.
-func (b *bench) attack(ctx context.Context, name string, tr vegeta.Targeter, check func(*vegeta.Result) string) (*result, error) {
+// b.o.duration (or until the targeter runs out), checking every response (on the
+// workers: a check may run concurrently with itself).
+func (b *bench) attack(ctx context.Context, name string, tr targeter, check func(*reply) string) (*result, error) {
 	return b.attackWith(ctx, name, b.o.workers, tr, check)
 }
 
 // attackWith is attack with its own number of workers.
-func (b *bench) attackWith(ctx context.Context, name string, workers uint64, tr vegeta.Targeter,
-	check func(*vegeta.Result) string) (*result, error) {
+func (b *bench) attackWith(ctx context.Context, name string, workers uint64, tr targeter,
+	check func(*reply) string) (*result, error) {
 	return b.attackAt(ctx, name, workers, 0, b.o.duration, tr, check)
 }
 
@@ -653,12 +662,12 @@ const attackHeap = 256 << 20
 // attackAt is attackWith at a fixed rate (requests per second; 0 = as fast as the
 // workers go) for d: at a rate below the shop's ceiling the latencies are the service's,
 // not the queue's that 32 closed-loop workers build in front of a saturated shop.
-func (b *bench) attackAt(ctx context.Context, name string, workers uint64, perSec int, d time.Duration, tr vegeta.Targeter,
-	check func(*vegeta.Result) string) (*result, error) {
+func (b *bench) attackAt(ctx context.Context, name string, workers uint64, perSec int, d time.Duration, tr targeter,
+	check func(*reply) string) (*result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	var probe vegeta.Target
+	var probe request
 	if err := tr(&probe); err != nil {
 		return nil, err
 	}
@@ -668,31 +677,13 @@ func (b *bench) attackAt(ctx context.Context, name string, workers uint64, perSe
 	// The probe consumed one target of a one-shot targeter: put it back in front.
 	var used atomic.Bool
 	first := probe
-	guarded := func(t *vegeta.Target) error {
+	guarded := func(t *request) error {
 		if used.CompareAndSwap(false, true) {
 			*t = first
 			return nil
 		}
 		return tr(t)
 	}
-	// The attacker's own transport, so its connections close with the scenario: left
-	// idle, every scenario's 32 kept their goroutines and buffers in both processes, and
-	// each later scenario paid to scan them at every collection (the generator's CPU
-	// per request doubled by the last scenarios, the shop's resident memory grew).
-	conns := &http.Transport{DialContext: (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext}
-	defer conns.CloseIdleConnections()
-	atk := vegeta.NewAttacker(vegeta.Client(&http.Client{Transport: conns}), vegeta.Workers(workers), vegeta.MaxWorkers(workers),
-		vegeta.Connections(int(workers)), vegeta.KeepAlive(true), vegeta.Redirects(vegeta.NoFollow),
-		vegeta.Timeout(30*time.Second), vegeta.Proxy(func(*http.Request) (*url.URL, error) { return nil, nil }))
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		select {
-		case <-ctx.Done():
-			atk.Stop()
-		case <-done:
-		}
-	}()
 	// While it attacks, the generator collects garbage only when its memory has grown by
 	// attackHeap: it shares the shop's cores, and at Go's default it collected every few
 	// MiB once the notifies it holds early on were gone (its CPU per request of the last
@@ -705,25 +696,21 @@ func (b *bench) attackAt(ctx context.Context, name string, workers uint64, perSe
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	res := &result{Name: name, GenProcs: runtime.GOMAXPROCS(0), Workers: workers}
 	waitProfile := b.profile(ctx, name)
-	lat := make([]time.Duration, 0, 1<<16)
-	seen := map[string]bool{}
 	cpu0, cpuErr := b.sampleCPU(ctx)
 	start := time.Now()
-	for r := range atk.Attack(guarded, vegeta.Rate{Freq: perSec, Per: time.Second}, d, name) {
-		if r.Code == 0 && r.Error == vegeta.ErrNoTargets.Error() {
-			continue
-		}
-		lat = append(lat, r.Latency)
-		if reason := check(r); reason != "" {
-			res.Errors++
-			if len(seen) < 5 && !seen[reason] {
-				seen[reason] = true
+	tallies := runLoad(ctx, int(workers), perSec, d, guarded, check)
+	elapsed := time.Since(start)
+	cpu1, err := b.sampleCPU(ctx)
+	var lat []time.Duration
+	for _, t := range tallies {
+		lat = append(lat, t.lat...)
+		res.Errors += t.errors
+		for _, reason := range t.samples {
+			if len(res.ErrorSamples) < 5 && !contains(res.ErrorSamples, reason) {
 				res.ErrorSamples = append(res.ErrorSamples, reason)
 			}
 		}
 	}
-	elapsed := time.Since(start)
-	cpu1, err := b.sampleCPU(ctx)
 	if cpuErr == nil && err == nil {
 		u := cpuBetween(cpu0, cpu1, len(lat))
 		res.CPU = &u
