@@ -1,11 +1,15 @@
 package handlers_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -201,5 +205,71 @@ func TestSharedGoodsPageIsOnlyForPlainVisitors(t *testing.T) {
 	}
 	if r := plain.Get(t, "/?q=%E6%9D%AF"); !strings.Contains(r.Body, "¥15.00") {
 		t.Fatal("a search's shared page outlived a price change")
+	}
+}
+
+// The goods list a new visitor lands on goes out compressed to a client that takes
+// gzip (the same page, a quarter of the bytes), plain to one that doesn't or refuses it;
+// it mints no CSRF token (it has no form that posts), and a POST still needs one.
+func TestNewVisitorsGoodsListIsGzippedAndTokenless(t *testing.T) {
+	shop := shoptest.New(t, shoptest.Options{NoEmulator: true})
+	for i := range 20 { // a full page
+		shop.Demo(t, fmt.Sprintf("杯子%d", i), money.Fen(1200+i), nil)
+	}
+	raw := &http.Client{Transport: &http.Transport{DisableCompression: true}} // no cookie jar: always a new visitor
+	get := func(accept string) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, shop.URL+"/", nil)
+		if accept != "" {
+			req.Header.Set("Accept-Encoding", accept)
+		}
+		res, err := raw.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		for _, ck := range res.Cookies() {
+			if ck.Name == "_csrf" {
+				t.Errorf("GET / with no cookie set a CSRF cookie")
+			}
+		}
+		return res, b
+	}
+	_, page := get("") // the first asking renders it
+	res, gz := get("br, gzip, deflate")
+	if res.Header.Get("Content-Encoding") != "gzip" || res.Header.Get("Content-Length") != strconv.Itoa(len(gz)) {
+		t.Fatalf("a client taking gzip got Content-Encoding %q, Content-Length %q for %d bytes",
+			res.Header.Get("Content-Encoding"), res.Header.Get("Content-Length"), len(gz))
+	}
+	if !strings.Contains(strings.Join(res.Header.Values("Vary"), ","), "Accept-Encoding") {
+		t.Errorf("Vary: %q, want Accept-Encoding in it", res.Header.Values("Vary"))
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inflated, err := io.ReadAll(zr)
+	if err != nil || !bytes.Equal(inflated, page) {
+		t.Fatalf("the gzip page is not the page (%v)", err)
+	}
+	if len(gz)*2 > len(page) {
+		t.Errorf("gzip %d bytes of a %d-byte page", len(gz), len(page))
+	}
+	for _, accept := range []string{"", "identity", "gzip;q=0", "deflate, br", "*;q=0"} {
+		res, b := get(accept)
+		if res.Header.Get("Content-Encoding") != "" || !bytes.Equal(b, page) {
+			t.Errorf("Accept-Encoding %q: Content-Encoding %q, want the plain page", accept, res.Header.Get("Content-Encoding"))
+		}
+	}
+	// The token comes with the first page that has a form, and a POST needs it.
+	b := shop.Browser()
+	if r := b.Post(t, "/cart/items", url.Values{"goods_id": {"1"}, "qty": {"1"}}); r.Status >= 400 {
+		t.Fatalf("add to cart with the token from the login page: %d", r.Status)
+	}
+	req, _ := http.NewRequest(http.MethodPost, shop.URL+"/cart/items", strings.NewReader("goods_id=1&qty=1"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if res, err := raw.Do(req); err != nil || res.StatusCode != http.StatusForbidden {
+		t.Fatalf("a POST with no token: %v %v, want 403", res.StatusCode, err)
 	}
 }

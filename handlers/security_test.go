@@ -827,7 +827,7 @@ func postForm(t *testing.T, c *http.Client, target string, form url.Values) *htt
 		}
 	}
 	if tok == "" {
-		getURL(t, c, u.Scheme+"://"+u.Host+"/")
+		getURL(t, c, u.Scheme+"://"+u.Host+"/login") // a page with a form mints the token
 		for _, ck := range c.Jar.Cookies(u) {
 			if ck.Name == "_csrf" {
 				tok = ck.Value

@@ -147,7 +147,7 @@ func (s *shopper) csrf() (string, error) {
 			return c.Value, nil
 		}
 	}
-	resp, err := s.client.Get(s.base + "/")
+	resp, err := s.client.Get(s.base + "/login") // a page with a form mints the token
 	if err != nil {
 		return "", err
 	}
@@ -158,7 +158,7 @@ func (s *shopper) csrf() (string, error) {
 			return c.Value, nil
 		}
 	}
-	return "", fmt.Errorf("no _csrf cookie (GET / answered %d)", resp.StatusCode)
+	return "", fmt.Errorf("no _csrf cookie (GET /login answered %d)", resp.StatusCode)
 }
 
 // post submits a form with the CSRF token and returns status and Location.

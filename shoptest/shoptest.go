@@ -408,7 +408,7 @@ func (b *Browser) CSRF(t testing.TB) string {
 			return c.Value
 		}
 	}
-	b.Get(t, "/")
+	b.Get(t, "/login") // a page with a form (a new visitor's goods list mints no token)
 	for _, c := range b.Client.Jar.Cookies(u) {
 		if c.Name == "_csrf" {
 			return c.Value

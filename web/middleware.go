@@ -113,8 +113,16 @@ func (s *Server) middleware() {
 		CookieMaxAge:   86400,
 		// Machine routes have no cookies (Alipay's notify is signature-checked; health
 		// checks and static files carry no forms and need no token cookie). A request no
-		// route takes gets its 404 or 405, not a 403 for the missing token.
-		Skipper: func(c echo.Context) bool { return s.Machine(c) || !s.isRouted(c) },
+		// route takes gets its 404 or 405, not a 403 for the missing token. The goods
+		// list asked for with no cookie at all is the page a new visitor sees, which has
+		// no form that posts: it needs no token, and minting one (and its Set-Cookie)
+		// was about a twentieth of the shop's busiest answer. The first page with a form
+		// sets the cookie; a POST without it is refused as before.
+		Skipper: func(c echo.Context) bool {
+			r := c.Request()
+			return s.Machine(c) || !s.isRouted(c) ||
+				(r.Method == http.MethodGet && c.Path() == "/" && r.Header.Get(echo.HeaderCookie) == "")
+		},
 		// A missing token is as forbidden as a wrong one.
 		ErrorHandler: func(err error, c echo.Context) error {
 			return echo.NewHTTPError(http.StatusForbidden, "csrf")
