@@ -158,6 +158,7 @@ func (h *Handler) goodsList(c echo.Context) error {
 		return err
 	}
 	h.pages.put(plain, b)
+	c.Response().Header().Add(echo.HeaderVary, echo.HeaderAcceptEncoding) // the next asking may be gzipped
 	return web.HTML(c, http.StatusOK, b)
 }
 
