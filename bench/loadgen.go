@@ -80,7 +80,7 @@ type tally struct {
 	samples []string // distinct error reasons, at most five
 }
 
-// run drives workers connections at tr until d has passed (d = 0: until the targets run
+// runLoad drives workers connections at tr until d has passed (d = 0: until the targets run
 // out), ctx ends, or, at perSec > 0, at that many requests per second in all (each
 // request sent when a tick and a free worker meet; latency counts from the send).
 // check judges every reply ("" = as expected).
