@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -62,8 +63,11 @@ func (h header) Get(k string) string {
 	for len(rest) > 0 {
 		var line []byte
 		line, rest, _ = bytes.Cut(rest, []byte("\n"))
+		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+			continue // a folded continuation, not a field of its own
+		}
 		name, value, ok := bytes.Cut(line, []byte(":"))
-		if ok && strings.EqualFold(string(bytes.TrimSpace(name)), k) {
+		if ok && strings.EqualFold(string(name), k) {
 			return string(bytes.TrimSpace(value))
 		}
 	}
@@ -194,10 +198,17 @@ func (w *worker) close() {
 	}
 }
 
-// do sends req and reads its answer, redialling if the connection was closed.
+// do sends req and reads its answer. A failed request closes its connection and the
+// next one dials again; a kept-alive connection the shop closed while it sat idle
+// (nothing of an answer read) is redialled at once, as net/http's client does.
 func (w *worker) do(req *request) reply {
 	start := time.Now()
-	r, err := w.roundTrip(req)
+	reused := w.c != nil
+	r, err := w.roundTrip(req, start.Add(attackTimeout))
+	if err != nil && reused && errors.Is(err, errStale) {
+		w.close()
+		r, err = w.roundTrip(req, start.Add(attackTimeout))
+	}
 	r.Latency = time.Since(start)
 	if err != nil {
 		w.close()
@@ -206,7 +217,11 @@ func (w *worker) do(req *request) reply {
 	return r
 }
 
-func (w *worker) roundTrip(req *request) (reply, error) {
+// errStale marks a request whose connection failed before any byte of an answer.
+var errStale = errors.New("connection closed before an answer")
+
+// roundTrip sends req and reads its answer, all of it (dial included) by deadline.
+func (w *worker) roundTrip(req *request, deadline time.Time) (reply, error) {
 	host, path, err := splitURL(req.URL)
 	if err != nil {
 		return reply{}, err
@@ -215,7 +230,7 @@ func (w *worker) roundTrip(req *request) (reply, error) {
 		w.close()
 	}
 	if w.c == nil {
-		c, err := (&net.Dialer{Timeout: attackTimeout, KeepAlive: 30 * time.Second}).Dial("tcp", host)
+		c, err := (&net.Dialer{Deadline: deadline, KeepAlive: 30 * time.Second}).Dial("tcp", host)
 		if err != nil {
 			return reply{}, err
 		}
@@ -226,12 +241,12 @@ func (w *worker) roundTrip(req *request) (reply, error) {
 			w.br.Reset(c)
 		}
 	}
-	if err := w.c.SetDeadline(time.Now().Add(attackTimeout)); err != nil {
+	if err := w.c.SetDeadline(deadline); err != nil {
 		return reply{}, err
 	}
 	w.out = appendRequest(w.out[:0], req, host, path)
 	if _, err := w.c.Write(w.out); err != nil {
-		return reply{}, err
+		return reply{}, fmt.Errorf("%w: %v", errStale, err)
 	}
 	return w.readReply(req.Method == http.MethodHead)
 }
@@ -275,18 +290,14 @@ func appendRequest(b []byte, req *request, host, path string) []byte {
 
 // readReply reads one answer: its status, header block and body.
 func (w *worker) readReply(head bool) (reply, error) {
-	line, err := w.br.ReadSlice('\n')
+	proto, code, err := w.readStatus(true)
+	for err == nil && code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		if err = w.skipFields(); err == nil { // an interim answer: the real one follows
+			proto, code, err = w.readStatus(false)
+		}
+	}
 	if err != nil {
 		return reply{}, err
-	}
-	// HTTP/1.1 200 OK
-	proto, status, ok := strings.Cut(string(line), " ")
-	if !ok || !strings.HasPrefix(proto, "HTTP/1.") || len(status) < 3 {
-		return reply{}, fmt.Errorf("malformed status line %q", line)
-	}
-	code, err := strconv.Atoi(status[:3])
-	if err != nil {
-		return reply{}, fmt.Errorf("malformed status line %q", line)
 	}
 	w.hdr = w.hdr[:0]
 	length, chunked, gzipped, closing := -1, false, false, proto == "HTTP/1.0"
@@ -295,7 +306,7 @@ func (w *worker) readReply(head bool) (reply, error) {
 		if err != nil {
 			return reply{}, err
 		}
-		if len(bytes.TrimSpace(line)) == 0 {
+		if isBlank(line) {
 			break
 		}
 		w.hdr = append(w.hdr, line...)
@@ -311,7 +322,7 @@ func (w *worker) readReply(head bool) (reply, error) {
 		case bytes.EqualFold(name, []byte("Content-Encoding")):
 			gzipped = bytes.EqualFold(value, []byte("gzip"))
 		case bytes.EqualFold(name, []byte("Connection")):
-			closing = bytes.EqualFold(value, []byte("close"))
+			closing = closing || hasToken(value, "close")
 		}
 	}
 	r := reply{Code: uint16(code), Headers: header(w.hdr)}
@@ -320,7 +331,7 @@ func (w *worker) readReply(head bool) (reply, error) {
 		w.body = w.body[:0]
 	case chunked:
 		if w.body, err = readAllInto(w.body[:0], httputil.NewChunkedReader(w.br)); err == nil {
-			err = w.skipTrailer()
+			err = w.skipFields()
 		}
 	case length >= 0:
 		if cap(w.body) < length {
@@ -347,15 +358,35 @@ func (w *worker) readReply(head bool) (reply, error) {
 	return r, nil
 }
 
-// skipTrailer reads what follows a chunked body's last chunk: trailer fields, if any,
-// and the empty line that ends them.
-func (w *worker) skipTrailer() error {
+// readStatus reads a status line (HTTP/1.1 200 OK): its protocol and code. first says
+// it is the answer's first line, where the connection closing means it was stale.
+func (w *worker) readStatus(first bool) (proto string, code int, err error) {
+	line, err := w.br.ReadSlice('\n')
+	if err != nil {
+		if first && len(line) == 0 && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+			err = fmt.Errorf("%w: %v", errStale, err)
+		}
+		return "", 0, err
+	}
+	proto, status, ok := strings.Cut(string(line), " ")
+	if !ok || !strings.HasPrefix(proto, "HTTP/1.") || len(status) < 3 {
+		return "", 0, fmt.Errorf("malformed status line %q", line)
+	}
+	if code, err = strconv.Atoi(status[:3]); err != nil {
+		return "", 0, fmt.Errorf("malformed status line %q", line)
+	}
+	return proto, code, nil
+}
+
+// skipFields reads header fields up to the empty line that ends them: a chunked body's
+// trailer, or an interim answer's fields.
+func (w *worker) skipFields() error {
 	for {
 		line, err := w.br.ReadSlice('\n')
 		if err != nil {
 			return err
 		}
-		if len(bytes.TrimSpace(line)) == 0 {
+		if isBlank(line) {
 			return nil
 		}
 	}
@@ -375,11 +406,27 @@ func (w *worker) gunzip(body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	w.gz = nil // w.plain is about to stop being its inflation
 	if w.plain, err = readAllInto(w.plain[:0], w.zr); err != nil {
 		return nil, err
 	}
-	w.gz = append(w.gz[:0], body...)
+	w.gz = append([]byte(nil), body...)
 	return w.plain, nil
+}
+
+// isBlank says whether line is the empty line that ends a header block.
+func isBlank(line []byte) bool {
+	return string(line) == "\r\n" || string(line) == "\n"
+}
+
+// hasToken says whether the comma-separated header value v lists token t.
+func hasToken(v []byte, t string) bool {
+	for part := range bytes.SplitSeq(v, []byte(",")) {
+		if strings.EqualFold(string(bytes.TrimSpace(part)), t) {
+			return true
+		}
+	}
+	return false
 }
 
 // readAllInto appends everything r has to b.

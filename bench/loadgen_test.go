@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
@@ -164,4 +167,114 @@ func check(ok bool, format string, args ...any) string {
 		return ""
 	}
 	return fmt.Sprintf(format, args...)
+}
+
+// rawServer answers each connection with answer(i, c) for its i-th request (read up to
+// its blank line), on a loopback port.
+func rawServer(t *testing.T, answer func(i int, c net.Conn) (keep bool)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var n atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					for { // the request's head (the generator's GETs have no body)
+						line, err := br.ReadString('\n')
+						if err != nil {
+							return
+						}
+						if line == "\r\n" {
+							break
+						}
+					}
+					if !answer(int(n.Add(1)-1), c) {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// An interim 103 is skipped, not taken for the answer (which would leave the real one
+// to be read as the next request's).
+func TestLoadgenSkipsInterimAnswers(t *testing.T) {
+	base := rawServer(t, func(i int, c net.Conn) bool {
+		fmt.Fprintf(c, "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"+
+			"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreq%d", i)
+		return true
+	})
+	w := &worker{}
+	defer w.close()
+	for i := range 3 {
+		r := w.do(&request{Method: "GET", URL: base + "/"})
+		if r.Code != 200 || string(r.Body) != fmt.Sprintf("req%d", i) {
+			t.Fatalf("request %d: %d %q %s", i, r.Code, r.Body, r.Error)
+		}
+	}
+}
+
+// A kept-alive connection the server closed while idle is dialled again at once, not
+// counted as an error.
+func TestLoadgenRedialsAConnectionClosedWhileIdle(t *testing.T) {
+	base := rawServer(t, func(i int, c net.Conn) bool {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return false // closes after each answer, without saying so
+	})
+	w := &worker{}
+	defer w.close()
+	for i := range 3 {
+		if i > 0 {
+			time.Sleep(20 * time.Millisecond) // the close has arrived
+		}
+		if r := w.do(&request{Method: "GET", URL: base + "/"}); r.Code != 200 || string(r.Body) != "ok" {
+			t.Fatalf("request %d: %d %q %s", i, r.Code, r.Body, r.Error)
+		}
+	}
+}
+
+// A gzip body that fails to inflate leaves no stale memo: the previous body, sent again,
+// inflates to its own page.
+func TestLoadgenGzipMemoSurvivesABrokenBody(t *testing.T) {
+	gz := func(s string) []byte {
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		io.WriteString(zw, s)
+		zw.Close()
+		return b.Bytes()
+	}
+	a, b := gz("page A"), gz("page B, longer than A")
+	w := &worker{}
+	if p, err := w.gunzip(a); err != nil || string(p) != "page A" {
+		t.Fatalf("A: %q %v", p, err)
+	}
+	if _, err := w.gunzip(b[:len(b)-6]); err == nil {
+		t.Fatal("a truncated body inflated")
+	}
+	if p, err := w.gunzip(a); err != nil || string(p) != "page A" {
+		t.Fatalf("A again: %q %v", p, err)
+	}
+}
+
+// Header lookups ignore folded continuation lines; Connection lists are read as lists.
+func TestLoadgenHeader(t *testing.T) {
+	h := header("Content-Type: text/html\r\nX-Note: a\r\n Location: /folded\r\nLocation: /real\r\n")
+	if got := h.Get("location"); got != "/real" {
+		t.Errorf("Get(location) = %q, want /real", got)
+	}
+	if !hasToken([]byte("keep-alive, Close"), "close") || hasToken([]byte("closed"), "close") {
+		t.Error("hasToken misreads a Connection list")
+	}
 }

@@ -30,7 +30,8 @@ type renderCache struct {
 }
 
 // rendered is one kept rendering, and its gzip once a client that accepts gzip has
-// asked for it again (a page asked for once is never compressed).
+// asked for it again (a page asked for once is never compressed). Both count against
+// the cache's bytes.
 type rendered struct {
 	html, gz []byte
 }
@@ -62,9 +63,11 @@ func (g *renderCache) put(k any, b []byte) {
 	g.bytes += len(b)
 }
 
-// gzipped is r's gzip, compressed now if it has none yet, or nil if another page is
-// being compressed at this moment (r is then sent as it is).
-func (g *renderCache) gzipped(r *rendered) []byte {
+// gzipped is the gzip of r (kept under k), compressed now if it has none yet, or nil
+// if another page is being compressed at this moment (r is then sent as it is). The
+// gzip is kept with r while r is still k's rendering; past the cache's bytes, the next
+// put starts the cache again, as it does for renderings.
+func (g *renderCache) gzipped(k any, r *rendered) []byte {
 	g.mu.Lock()
 	gz := r.gz
 	g.mu.Unlock()
@@ -76,11 +79,11 @@ func (g *renderCache) gzipped(r *rendered) []byte {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if r.gz == nil {
+	if r.gz == nil && g.m[k] == r {
 		r.gz = gz
-		g.bytes += len(gz) // counted until the cache next starts again
+		g.bytes += len(gz)
 	}
-	return r.gz
+	return gz
 }
 
 // maxPlainQuery bounds the query (bytes) of a plain page kept: its key holds the query
@@ -130,7 +133,7 @@ func (h *Handler) goodsList(c echo.Context) error {
 			// one write instead of two.
 			c.Response().Header().Add(echo.HeaderVary, echo.HeaderAcceptEncoding)
 			if web.AcceptsGzip(c.Request()) {
-				if gz := h.pages.gzipped(r); gz != nil {
+				if gz := h.pages.gzipped(plain, r); gz != nil {
 					return web.GzipHTML(c, http.StatusOK, gz)
 				}
 			}
