@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"storefront/money"
 	"storefront/shoptest"
@@ -237,7 +238,17 @@ func TestNewVisitorsGoodsListIsGzippedAndTokenless(t *testing.T) {
 		return res, b
 	}
 	_, page := get("") // the first asking renders it
-	res, gz := get("br, gzip, deflate")
+	// The second asking of the same rendering compresses it. On PostgreSQL the goods
+	// snapshot may be read again once meanwhile (another process could have changed
+	// goods), and its new rendering is asked for anew.
+	var res *http.Response
+	var gz []byte
+	for range 5 {
+		if res, gz = get("br, gzip, deflate"); res.Header.Get("Content-Encoding") == "gzip" {
+			break
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
 	if res.Header.Get("Content-Encoding") != "gzip" || res.Header.Get("Content-Length") != strconv.Itoa(len(gz)) {
 		t.Fatalf("a client taking gzip got Content-Encoding %q, Content-Length %q for %d bytes",
 			res.Header.Get("Content-Encoding"), res.Header.Get("Content-Length"), len(gz))
