@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -136,20 +137,30 @@ func runLoad(ctx context.Context, workers int, perSec int, d time.Duration, tr t
 	return out
 }
 
+// note counts a reply that failed its check, keeping the reason as a sample.
 func (t *tally) note(reason string) {
 	t.errors++
-	if len(t.samples) < 5 && !contains(t.samples, reason) {
+	t.sample(reason)
+}
+
+// sample keeps reason among the samples: at most five, each once.
+func (t *tally) sample(reason string) {
+	if len(t.samples) < 5 && !slices.Contains(t.samples, reason) {
 		t.samples = append(t.samples, reason)
 	}
 }
 
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
+// merge is all of ts as one tally.
+func merge(ts []tally) tally {
+	var all tally
+	for _, t := range ts {
+		all.lat = append(all.lat, t.lat...)
+		all.errors += t.errors
+		for _, reason := range t.samples {
+			all.sample(reason)
 		}
 	}
-	return false
+	return all
 }
 
 // pace sends perSec ticks a second until end (or ctx ends), then closes ticks. A tick

@@ -701,16 +701,9 @@ func (b *bench) attackAt(ctx context.Context, name string, workers uint64, perSe
 	tallies := runLoad(ctx, int(workers), perSec, d, guarded, check)
 	elapsed := time.Since(start)
 	cpu1, err := b.sampleCPU(ctx)
-	var lat []time.Duration
-	for _, t := range tallies {
-		lat = append(lat, t.lat...)
-		res.Errors += t.errors
-		for _, reason := range t.samples {
-			if len(res.ErrorSamples) < 5 && !contains(res.ErrorSamples, reason) {
-				res.ErrorSamples = append(res.ErrorSamples, reason)
-			}
-		}
-	}
+	all := merge(tallies)
+	lat := all.lat
+	res.Errors, res.ErrorSamples = all.errors, all.samples
 	if cpuErr == nil && err == nil {
 		u := cpuBetween(cpu0, cpu1, len(lat))
 		res.CPU = &u

@@ -33,7 +33,7 @@ func HTML(c echo.Context, status int, b []byte) error {
 	return c.HTMLBlob(status, b)
 }
 
-// GzipHTML sends a page rendered and compressed earlier (Gzip) to a client that
+// GzipHTML sends a page rendered and compressed earlier (Gzipper) to a client that
 // accepts gzip (AcceptsGzip).
 func GzipHTML(c echo.Context, status int, gz []byte) error {
 	c.Response().Header().Set(echo.HeaderContentEncoding, "gzip")
@@ -81,10 +81,10 @@ func AcceptsGzip(r *http.Request) bool {
 					}
 				}
 			}
-			switch strings.ToLower(strings.TrimSpace(coding)) {
-			case "gzip", "x-gzip":
+			switch coding = strings.TrimSpace(coding); {
+			case strings.EqualFold(coding, "gzip"), strings.EqualFold(coding, "x-gzip"):
 				gzipQ = q
-			case "*":
+			case coding == "*":
 				anyQ = q
 			}
 		}
