@@ -69,8 +69,7 @@ func (h *Handler) dashboard(c echo.Context) error {
 		d.Days = append(d.Days, day)
 	}
 	d.Days = append(d.Days, live)
-	last := d.Days[len(d.Days)-1]
-	d.TodayOrders, d.TodaySales = last.Orders, last.Sales
+	d.TodayOrders, d.TodaySales = live.Orders, live.Sales
 	reqs, err := h.st.WaitingRefundRequests(ctx, 20)
 	if err != nil {
 		return err

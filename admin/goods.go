@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"cmp"
 	"errors"
 	"net/http"
 	"strconv"
@@ -129,12 +130,9 @@ func (h *Handler) saveGoods(c echo.Context, id int64) error {
 		if err != nil {
 			return err
 		}
-		form.Stock, form.StockWas = "", ""
-		shown := "不限"
-		if now.Stock != nil {
-			form.Stock = strconv.FormatInt(*now.Stock, 10)
-			form.StockWas, shown = form.Stock, form.Stock
-		}
+		cur := formOf(now)
+		form.Stock, form.StockWas = cur.Stock, cur.StockWas
+		shown := cmp.Or(cur.Stock, "不限")
 		return again("stock", "打开表单后库存已变化（有订单下单或取消），现为 "+shown+"。请确认库存后再保存。")
 	}
 	if errors.As(err, &fe) {

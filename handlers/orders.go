@@ -210,11 +210,12 @@ func (h *Handler) purchases(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	pager := views.Pager{Page: page, More: more, Path: "/purchases"}
 	if len(ps) == 0 && page > 1 {
-		return c.Redirect(http.StatusSeeOther, "/purchases")
+		return c.Redirect(http.StatusSeeOther, pager.URL(1))
 	}
 	return web.Render(c, http.StatusOK, views.Purchases(views.PurchasesPage{Layout: h.layout(c, "已购商品"), Purchases: ps,
-		Pager: views.Pager{Page: page, More: more, Path: "/purchases"}}))
+		Pager: pager}))
 }
 
 // account is 我的: the shopper's own pages, one tap from the nav.

@@ -68,7 +68,7 @@ func ParseBill(zipped []byte) ([]BillRow, error) {
 	defer rc.Close()
 	// Row by row as the file is inflated and decoded, so a large bill is held once, as
 	// the zip, besides the rows it yields.
-	r := csv.NewReader(simplifiedchinese.GB18030.NewDecoder().Reader(&cappedReader{r: rc, left: maxBillFile}))
+	r := csv.NewReader(dec.Reader(&cappedReader{r: rc, left: maxBillFile}))
 	r.FieldsPerRecord, r.LazyQuotes, r.ReuseRecord = -1, true, true
 	r.Comment = '#' // the framing lines; an indented one is skipped below
 	need := []string{"支付宝交易号", "商户订单号", "业务类型", "订单金额（元）", "商家实收（元）", "完成时间", "退款批次号/请求号"}

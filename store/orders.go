@@ -123,13 +123,15 @@ const orderColumns = `id, out_trade_no, user_id, subject, total_fen, status, tra
 
 // CreateOrder stores an order with its items, reserving stock, in one transaction.
 func (s *Store) CreateOrder(ctx context.Context, n NewOrder) (Order, []OrderItem, error) {
-	if s.dl.writableWith {
+	if s.dl.writableWith && s.unlimitedInCatalogue(ctx, n.Lines) {
 		// PostgreSQL: goods whose stock is unlimited need no transaction. The order and
 		// its lines are one statement (insertOrder), and reading the goods and the
 		// address before it decides what reading them inside a transaction would
 		// (READ COMMITTED: each statement sees what is committed when it runs), so
 		// BEGIN and COMMIT were two of a purchase's five round trips for nothing. Stock
 		// to reserve needs its UPDATE and the insert to commit together: a transaction.
+		// The cached catalogue picks the way, so goods with stock aren't read twice; if
+		// it is stale, createOrderIn still finds the stock and answers errNeedsTx.
 		o, items, _, err := s.createOrderIn(ctx, s.wdb, n, true)
 		if err != errNeedsTx {
 			return o, items, err
@@ -146,6 +148,25 @@ func (s *Store) CreateOrder(ctx context.Context, n NewOrder) (Order, []OrderItem
 		s.goodsChanged(ctx) // the goods page shows stock
 	}
 	return o, items, err
+}
+
+// unlimitedInCatalogue says whether every line's goods is on sale with unlimited stock
+// in the cached catalogue.
+func (s *Store) unlimitedInCatalogue(ctx context.Context, lines []Line) bool {
+	ids := make([]int64, len(lines))
+	for i, l := range lines {
+		ids[i] = l.GoodsID
+	}
+	gs, err := s.GoodsOnSale(ctx, ids)
+	if err != nil {
+		return false
+	}
+	for _, id := range ids {
+		if g, ok := gs[id]; !ok || g.Stock != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // errNeedsTx: the order reserves stock, so it can't be written outside a transaction.

@@ -129,15 +129,13 @@ func (s *Store) createRefundTx(ctx context.Context, tx txn, n NewRefund) (Refund
 		// A number the caller fixed (the operator's form carries one from when its page
 		// was drawn) makes at most one refund: sent again, it finds the first. The
 		// order's row is locked, so two sends of one form can't both miss it.
-		var had Refund
-		err := tx.GetContext(ctx, &had, `SELECT `+refundColumns+` FROM refunds r JOIN orders o ON o.id = r.order_id
-			WHERE r.out_request_no = ?`, n.OutRequestNo)
+		had, err := refundByRequestNo(ctx, tx, n.OutRequestNo)
 		switch {
 		case err == nil && had.OrderID == o.ID:
 			return had, ErrRefundExists
 		case err == nil:
 			return Refund{}, ErrRefundExists
-		case !errors.Is(err, sql.ErrNoRows):
+		case err != ErrNotFound:
 			return Refund{}, err
 		}
 	}
@@ -330,8 +328,12 @@ func (s *Store) RefundByID(ctx context.Context, id int64) (Refund, error) {
 
 // RefundByRequestNo reads the refund with out_request_no; ErrNotFound if none.
 func (s *Store) RefundByRequestNo(ctx context.Context, no string) (Refund, error) {
+	return refundByRequestNo(ctx, s.db, no)
+}
+
+func refundByRequestNo(ctx context.Context, q querier, no string) (Refund, error) {
 	var r Refund
-	err := s.db.GetContext(ctx, &r, `SELECT `+refundColumns+` FROM refunds r JOIN orders o ON o.id = r.order_id WHERE r.out_request_no = ?`, no)
+	err := q.GetContext(ctx, &r, `SELECT `+refundColumns+` FROM refunds r JOIN orders o ON o.id = r.order_id WHERE r.out_request_no = ?`, no)
 	return r, notFound(err)
 }
 
