@@ -9,11 +9,12 @@ import (
 // write of each page the transaction changed — about a dozen for a payment (the order's
 // row and its indexes, the event and its) and most of a notify's time in the database
 // on this project's machine (bench, POST /check_order distinct: Commit 28% of the shop's
-// CPU). So the transactions that are waiting when one starts are run together, each in a
-// savepoint of one transaction, and committed once: pages they share (the ends of the
-// same indexes) are written once, and the waiting writers don't queue one commit each.
-// A transaction that fails rolls back to its savepoint and fails alone; if the commit
-// fails, every transaction of the batch fails. No caller hears success before the
+// CPU). So the transactions that are waiting when one starts are run together in one
+// transaction, each after the first in a savepoint of it, and committed once: pages
+// they share (the ends of the same indexes) are written once, and the waiting writers
+// don't queue one commit each. A transaction that fails rolls back to its savepoint and
+// fails alone (the first, having none, takes the whole transaction down with it, which
+// holds only its writes then); if the commit fails, every transaction of the batch fails. No caller hears success before the
 // commit that holds its writes, exactly as with a transaction of its own. With nothing
 // waiting, a batch is the one transaction: no added latency.
 
@@ -71,9 +72,18 @@ func (s *Store) runBatch(first *writeJob) {
 		return
 	}
 	tx := txn{sqlTx}
+	// The first job runs bare: if it fails, the transaction holds its writes alone and
+	// is rolled back whole. A savepoint (SAVEPOINT, RELEASE) is paid only by the jobs
+	// that join it, and at a purchase every millisecond or so, most batches are one job
+	// (10,000 CreateOrder calls one after another: 266 → 251 µs of CPU each).
+	if err := runBare(tx, first); err != nil {
+		tx.Rollback()
+		first.done <- err
+		return
+	}
 	batch := []*writeJob{first}
-	errs := []error{s.runSaved(tx, first)}
-	broken := errs[0] == errBroken
+	errs := []error{nil}
+	broken := false
 	for !broken && len(batch) < maxBatch {
 		select {
 		case j := <-s.writes:
@@ -107,6 +117,14 @@ func (s *Store) runBatch(first *writeJob) {
 // errBroken marks a job after which the transaction can't go on (a savepoint could
 // not be taken, released or rolled back to: SQLite rolled the transaction back itself).
 var errBroken = errors.New("store: write transaction broken")
+
+// runBare runs j in tx as it is, without a savepoint.
+func runBare(tx txn, j *writeJob) error {
+	if err := j.ctx.Err(); err != nil {
+		return err // the caller gave up before its turn
+	}
+	return j.fn(tx)
+}
 
 // runSaved runs j inside a savepoint of tx: its changes stay if it succeeds and are
 // undone alone if it fails.
