@@ -53,7 +53,7 @@ func (s *Store) CopyTo(ctx context.Context, dst, schema string, progress func(Ta
 		return nil, err
 	}
 	defer src.Rollback()
-	stx := txn{src}
+	stx := txn{q: src}
 	tables, err := copyOrder(ctx, stx)
 	if err != nil {
 		return nil, err

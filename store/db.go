@@ -32,27 +32,50 @@ func (d db) QueryxContext(ctx context.Context, q string, args ...any) (*sqlx.Row
 	return d.DB.QueryxContext(ctx, d.Rebind(q), args...)
 }
 
-// txn is a write transaction with the same rebinding as db.
-type txn struct{ *sqlx.Tx }
+// txn is a write transaction with the same rebinding as db: a *sqlx.Tx, or on
+// SQLite's writer its connection between BEGIN and COMMIT (see runBatch).
+type txn struct {
+	q txQuerier
+	// detached: the statements run to the end whatever their context says. The
+	// writer's transaction holds other callers' writes too; see runBatch.
+	detached bool
+}
+
+// txQuerier is what *sqlx.Tx and *sqlx.Conn both offer.
+type txQuerier interface {
+	GetContext(ctx context.Context, dest any, q string, args ...any) error
+	SelectContext(ctx context.Context, dest any, q string, args ...any) error
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+	QueryxContext(ctx context.Context, q string, args ...any) (*sqlx.Rows, error)
+	Rebind(q string) string
+}
+
+// ctx is the context t's statements run with.
+func (t txn) ctx(ctx context.Context) context.Context {
+	if t.detached {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
+}
 
 // GetContext runs q (rebound) and scans one row into dest.
 func (t txn) GetContext(ctx context.Context, dest any, q string, args ...any) error {
-	return t.Tx.GetContext(ctx, dest, t.Rebind(q), args...)
+	return t.q.GetContext(t.ctx(ctx), dest, t.q.Rebind(q), args...)
 }
 
 // SelectContext runs q (rebound) and scans every row into dest.
 func (t txn) SelectContext(ctx context.Context, dest any, q string, args ...any) error {
-	return t.Tx.SelectContext(ctx, dest, t.Rebind(q), args...)
+	return t.q.SelectContext(t.ctx(ctx), dest, t.q.Rebind(q), args...)
 }
 
 // ExecContext runs q (rebound).
 func (t txn) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	return t.Tx.ExecContext(ctx, t.Rebind(q), args...)
+	return t.q.ExecContext(t.ctx(ctx), t.q.Rebind(q), args...)
 }
 
 // QueryxContext runs q (rebound) for row-by-row reading.
 func (t txn) QueryxContext(ctx context.Context, q string, args ...any) (*sqlx.Rows, error) {
-	return t.Tx.QueryxContext(ctx, t.Rebind(q), args...)
+	return t.q.QueryxContext(t.ctx(ctx), t.q.Rebind(q), args...)
 }
 
 // querier is what both a pool and a transaction offer, for helpers used in either.

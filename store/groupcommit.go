@@ -65,19 +65,35 @@ func (s *Store) writer(stop <-chan struct{}, done chan<- struct{}) {
 }
 
 // runBatch runs first and whatever else is waiting, up to maxBatch, in one transaction.
+//
+// The transaction is written out (BEGIN IMMEDIATE … COMMIT on the writer's connection)
+// rather than a database/sql Tx, which starts a goroutine per transaction to watch its
+// context and wakes it at the commit. Its statements run detached from their callers'
+// contexts: a job that has started runs to its end (its caller waits for the commit
+// either way), so the driver needn't watch each statement's context for a cancellation
+// (a goroutine per Exec, a callback per query). A caller that gave up before its job's
+// turn is still skipped. Together: 245 → 208 µs of CPU per CreateOrder, called one after
+// another with a cancellable context as a request's.
 func (s *Store) runBatch(first *writeJob) {
-	sqlTx, err := s.wdb.BeginTxx(context.Background(), nil)
+	bg := context.Background()
+	conn, err := s.wdb.Connx(bg)
 	if err != nil {
 		first.done <- err
 		return
 	}
-	tx := txn{sqlTx}
+	defer conn.Close()
+	if _, err := conn.ExecContext(bg, "BEGIN IMMEDIATE"); err != nil {
+		first.done <- err
+		return
+	}
+	tx := txn{q: conn, detached: true}
+	rollback := func() { _, _ = conn.ExecContext(bg, "ROLLBACK") }
 	// The first job runs bare: if it fails, the transaction holds its writes alone and
 	// is rolled back whole. A savepoint (SAVEPOINT, RELEASE) is paid only by the jobs
 	// that join it, and at a purchase every millisecond or so, most batches are one job
 	// (10,000 CreateOrder calls one after another: 266 → 251 µs of CPU each).
 	if err := runBare(tx, first); err != nil {
-		tx.Rollback()
+		rollback()
 		first.done <- err
 		return
 	}
@@ -97,10 +113,11 @@ func (s *Store) runBatch(first *writeJob) {
 	}
 	var commitErr error
 	if broken {
-		tx.Rollback()
+		rollback()
 		commitErr = errors.New("store: a write transaction failed beyond its savepoint; nothing of its batch was committed")
-	} else {
-		commitErr = tx.Commit()
+	} else if _, commitErr = conn.ExecContext(bg, "COMMIT"); commitErr != nil {
+		// A refused COMMIT (a deferred foreign key) leaves the transaction open.
+		rollback()
 	}
 	for i, j := range batch {
 		switch {

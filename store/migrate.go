@@ -73,10 +73,10 @@ func migrateStep(ctx context.Context, d db, dl dialect, ms []migration) (done bo
 	if err != nil {
 		return false, err
 	}
-	tx := txn{sqlTx}
+	tx := txn{q: sqlTx}
 	defer func() {
 		if err != nil || done {
-			tx.Rollback()
+			sqlTx.Rollback()
 		}
 	}()
 	if err := dl.lockSchema(ctx, tx); err != nil {
@@ -108,7 +108,7 @@ func migrateStep(ctx context.Context, d db, dl dialect, ms []migration) (done bo
 	if err := dl.setVersion(ctx, tx, m.version); err != nil {
 		return false, fmt.Errorf("store: recording schema version %d: %w", m.version, err)
 	}
-	if err := tx.Commit(); err != nil {
+	if err := sqlTx.Commit(); err != nil {
 		return false, fmt.Errorf("store: committing schema version %d: %w", m.version, err)
 	}
 	return false, nil

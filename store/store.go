@@ -337,12 +337,11 @@ func (s *Store) inTx(ctx context.Context, fn func(tx txn) error) error {
 	if err != nil {
 		return err
 	}
-	tx := txn{sqlTx}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
+	if err := fn(txn{q: sqlTx}); err != nil {
+		sqlTx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	return sqlTx.Commit()
 }
 
 func notFound(err error) error {
