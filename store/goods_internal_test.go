@@ -3,23 +3,13 @@ package store
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 )
 
 // Invented categories and searches leave no trace in the catalogue snapshot beyond its
 // bounds: a visitor can ask for any number of them.
 func TestInventedQueriesDoNotGrowTheSnapshot(t *testing.T) {
-	schema, err := os.ReadFile("../schema.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := Open(filepath.Join(t.TempDir(), "shop.db"), string(schema), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openSQLite(t)
 	ctx := context.Background()
 	for i := range 30 {
 		if _, err := st.AddGoods(ctx, Goods{Name: fmt.Sprintf("商品%d", i), Price: 100, Category: []string{"数码", "家居"}[i%2]}); err != nil {
