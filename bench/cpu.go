@@ -105,27 +105,55 @@ type cpuUse struct {
 }
 
 func cpuBetween(a, b cpuSample, requests int) cpuUse {
-	var u cpuUse
-	wall := b.at.Sub(a.at).Seconds()
-	if requests > 0 {
-		u.ShopUSPerReq = float64((b.shop - a.shop).Microseconds()) / float64(requests)
-		u.GenUSPerReq = float64((b.self - a.self).Microseconds()) / float64(requests)
-	}
-	if wall > 0 {
-		u.ShopCores = (b.shop - a.shop).Seconds() / wall
-	}
-	if tot := (b.busy - a.busy) + (b.idle - a.idle); tot > 0 {
-		u.IdlePct = 100 * float64(b.idle-a.idle) / float64(tot)
-	}
-	var db time.Duration
-	if a.dbOK && b.dbOK {
+	return cpuSpent(a, b).use(requests)
+}
+
+// cpuDelta is the CPU time gone between two samples. Deltas add up: a scenario run in
+// parts (see attackBeside) is billed for its parts, not for what ran between them.
+type cpuDelta struct {
+	shop, self, db, busy, idle, wall time.Duration
+	dbOK                             bool
+}
+
+// cpuSpent is the CPU time gone from a to b.
+func cpuSpent(a, b cpuSample) cpuDelta {
+	d := cpuDelta{shop: b.shop - a.shop, self: b.self - a.self, busy: b.busy - a.busy, idle: b.idle - a.idle,
+		wall: b.at.Sub(a.at), dbOK: a.dbOK && b.dbOK}
+	if d.dbOK {
 		for pid, t := range b.db {
 			if before := a.db[pid]; before <= t {
-				db += t - before // a process that started in between counts from zero
+				d.db += t - before // a process that started in between counts from zero
 			} else {
-				db += t // the pid was reused
+				d.db += t // the pid was reused
 			}
 		}
+	}
+	return d
+}
+
+// plus is d and e together.
+func (d cpuDelta) plus(e cpuDelta) cpuDelta {
+	return cpuDelta{shop: d.shop + e.shop, self: d.self + e.self, db: d.db + e.db, busy: d.busy + e.busy,
+		idle: d.idle + e.idle, wall: d.wall + e.wall, dbOK: d.dbOK && e.dbOK}
+}
+
+// use is d's bill for requests requests.
+func (d cpuDelta) use(requests int) cpuUse {
+	var u cpuUse
+	wall := d.wall.Seconds()
+	if requests > 0 {
+		u.ShopUSPerReq = float64(d.shop.Microseconds()) / float64(requests)
+		u.GenUSPerReq = float64(d.self.Microseconds()) / float64(requests)
+	}
+	if wall > 0 {
+		u.ShopCores = d.shop.Seconds() / wall
+	}
+	if tot := d.busy + d.idle; tot > 0 {
+		u.IdlePct = 100 * float64(d.idle) / float64(tot)
+	}
+	var db time.Duration
+	if d.dbOK {
+		db = d.db
 		perReq, cores := 0.0, 0.0
 		if requests > 0 {
 			perReq = float64(db.Microseconds()) / float64(requests)
@@ -136,7 +164,7 @@ func cpuBetween(a, b cpuSample, requests int) cpuUse {
 		u.DBUSPerReq, u.DBCores = &perReq, &cores
 	}
 	if wall > 0 {
-		u.OtherCores = max(0, ((b.busy-a.busy)-(b.shop-a.shop)-(b.self-a.self)-db).Seconds()/wall)
+		u.OtherCores = max(0, (d.busy-d.shop-d.self-db).Seconds()/wall)
 	}
 	return u
 }
