@@ -28,7 +28,7 @@ type Config struct {
 	Payments *payment.Service
 	// Sessions is the operators' cookie store: its own cookie, path and keys, so a
 	// shopper's cookie can never be read as an operator's.
-	Sessions *sessions.CookieStore
+	Sessions *web.SessionStore
 	MediaDir string // where uploaded goods images are kept (served at /media/)
 	Now      func() time.Time
 	Logger   *slog.Logger

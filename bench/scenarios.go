@@ -277,7 +277,7 @@ func (b *bench) runAll(ctx context.Context, loadStart string) (*report, error) {
 	if err != nil {
 		return rep, err
 	}
-	purchase.Note = fmt.Sprintf("%d orders made, %d with the default address's snapshot", made, snapped)
+	purchase.Note = withParts(fmt.Sprintf("%d orders made, %d with the default address's snapshot", made, snapped), purchase.Note)
 	if ok := purchase.Requests - purchase.Errors; made != ok || snapped != made {
 		rep.fail(purchase, max(abs(made-ok), made-snapped), "orders/snapshots do not match the 303s: "+purchase.Note)
 	}
@@ -316,7 +316,7 @@ func (b *bench) runAll(ctx context.Context, loadStart string) (*report, error) {
 		return rep, err
 	}
 	successes := distinct.Requests - distinct.Errors
-	distinct.Note = fmt.Sprintf("%d success answers, %d orders paid in the DB", successes, paid)
+	distinct.Note = withParts(fmt.Sprintf("%d success answers, %d orders paid in the DB", successes, paid), distinct.Note)
 	if paid != successes {
 		rep.fail(distinct, abs(paid-successes), "paid orders != success answers: "+distinct.Note)
 	}
@@ -687,7 +687,22 @@ func (b *bench) attackBeside(ctx context.Context, name string, procs int, tr tar
 	}
 	res = b.summarise(name, b.o.workers, parts, waitProfile())
 	res.Machine = weighted / secs
+	if len(parts) > 1 {
+		fs := make([]string, len(parts))
+		for i, p := range parts {
+			fs[i] = fmt.Sprintf("%.0f", float64(len(p.lat))/p.elapsed.Seconds())
+		}
+		res.Note = "parts at " + strings.Join(fs, ", ") + "/s"
+	}
 	return res, rates, nil
+}
+
+// withParts is note followed by the parts' rates attackBeside noted, if any.
+func withParts(note, parts string) string {
+	if parts == "" {
+		return note
+	}
+	return note + "; " + parts
 }
 
 // besideNote lists the signing rates measured around the parts of a scenario.

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/a-h/templ"
-	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
 	"golang.org/x/crypto/bcrypt"
 
@@ -27,7 +26,7 @@ import (
 type Config struct {
 	Store    *store.Store
 	Payments *payment.Service
-	Sessions *sessions.CookieStore
+	Sessions *web.SessionStore
 	Static   fs.FS         // the static/ folder
 	MediaDir string        // uploaded goods images (written by the back office)
 	Sandbox  http.Handler  // the local emulator, mounted at /sandbox; nil outside local mode

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
@@ -16,7 +17,7 @@ import (
 
 // NewSessionStore returns the cookie session store: signed and encrypted with keys
 // derived from the secret, HttpOnly, SameSite=Lax, Secure when the site is https.
-func NewSessionStore(hashKey, blockKey []byte, secure bool, path string) *sessions.CookieStore {
+func NewSessionStore(hashKey, blockKey []byte, secure bool, path string) *SessionStore {
 	s := sessions.NewCookieStore(hashKey, blockKey)
 	s.Options = &sessions.Options{
 		Path:     path,
@@ -31,7 +32,7 @@ func NewSessionStore(hashKey, blockKey []byte, secure bool, path string) *sessio
 			sc.SetSerializer(jsonValues{})
 		}
 	}
-	return s
+	return &SessionStore{CookieStore: s, now: time.Now, decoded: map[string]decodedCookie{}}
 }
 
 // jsonValues serializes session values as JSON instead of gob: gob sends and compiles
