@@ -22,6 +22,7 @@ type cpuSample struct {
 	db         map[int]time.Duration // by server process; nil on SQLite
 	dbOK       bool                  // db was read (PostgreSQL, its processes readable here)
 	busy, idle time.Duration         // whole machine, all cores
+	steal      time.Duration         // of busy: the hypervisor running other machines
 	at         time.Time
 }
 
@@ -77,9 +78,13 @@ func sampleCPU(shopPID int) (cpuSample, error) {
 		if err != nil {
 			return s, err
 		}
-		if i == 3 || i == 4 { // idle, iowait
+		switch i {
+		case 3, 4: // idle, iowait
 			s.idle += time.Duration(n) * clockTick
-		} else {
+		case 7: // steal
+			s.steal += time.Duration(n) * clockTick
+			s.busy += time.Duration(n) * clockTick
+		default:
 			s.busy += time.Duration(n) * clockTick
 		}
 	}
@@ -102,6 +107,9 @@ type cpuUse struct {
 	// process is billed for), in cores: well above a few tenths, someone else was using
 	// the machine and the figures are low.
 	OtherCores float64 `json:"other_cores"`
+	// StealCores is the part of OtherCores the hypervisor gave to other virtual
+	// machines (steal time): the machine itself was slower.
+	StealCores float64 `json:"steal_cores"`
 }
 
 func cpuBetween(a, b cpuSample, requests int) cpuUse {
@@ -111,14 +119,14 @@ func cpuBetween(a, b cpuSample, requests int) cpuUse {
 // cpuDelta is the CPU time gone between two samples. Deltas add up: a scenario run in
 // parts (see attackBeside) is billed for its parts, not for what ran between them.
 type cpuDelta struct {
-	shop, self, db, busy, idle, wall time.Duration
-	dbOK                             bool
+	shop, self, db, busy, idle, steal, wall time.Duration
+	dbOK                                    bool
 }
 
 // cpuSpent is the CPU time gone from a to b.
 func cpuSpent(a, b cpuSample) cpuDelta {
 	d := cpuDelta{shop: b.shop - a.shop, self: b.self - a.self, busy: b.busy - a.busy, idle: b.idle - a.idle,
-		wall: b.at.Sub(a.at), dbOK: a.dbOK && b.dbOK}
+		steal: b.steal - a.steal, wall: b.at.Sub(a.at), dbOK: a.dbOK && b.dbOK}
 	if d.dbOK {
 		for pid, t := range b.db {
 			if before := a.db[pid]; before <= t {
@@ -134,7 +142,7 @@ func cpuSpent(a, b cpuSample) cpuDelta {
 // plus is d and e together.
 func (d cpuDelta) plus(e cpuDelta) cpuDelta {
 	return cpuDelta{shop: d.shop + e.shop, self: d.self + e.self, db: d.db + e.db, busy: d.busy + e.busy,
-		idle: d.idle + e.idle, wall: d.wall + e.wall, dbOK: d.dbOK && e.dbOK}
+		idle: d.idle + e.idle, steal: d.steal + e.steal, wall: d.wall + e.wall, dbOK: d.dbOK && e.dbOK}
 }
 
 // use is d's bill for requests requests.
@@ -165,6 +173,7 @@ func (d cpuDelta) use(requests int) cpuUse {
 	}
 	if wall > 0 {
 		u.OtherCores = max(0, (d.busy-d.shop-d.self-db).Seconds()/wall)
+		u.StealCores = d.steal.Seconds() / wall
 	}
 	return u
 }

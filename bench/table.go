@@ -304,22 +304,24 @@ func printTable(w io.Writer, f *fullReport) {
 			engineLabel(r.Engine), r.LoadAvgStart, r.LoadAvgLoad, r.LoadAvgEnd)
 	}
 	fmt.Fprintln(w, "others: cores busy outside the shop and the bench (and, on PostgreSQL, outside the server's processes "+
-		"serving the shop: db CPU/req) during the scenario; other work on the machine skews every figure")
+		"serving the shop: db CPU/req) during the scenario, steal time included (the hypervisor running other "+
+		"machines on these cores); other work on the machine skews every figure")
 	for _, r := range f.Engines {
 		var busy []string
-		most := 0.0
+		most, steal := 0.0, 0.0
 		for _, s := range r.Scenarios {
 			if s.CPU != nil && s.CPU.OtherCores > 0.2 {
 				busy = append(busy, s.Name)
 				most = max(most, s.CPU.OtherCores)
+				steal = max(steal, s.CPU.StealCores)
 			}
 		}
 		if len(busy) > 4 {
 			busy = append(busy[:3], fmt.Sprintf("%d more", len(busy)-3))
 		}
 		if len(busy) > 0 {
-			fmt.Fprintf(w, "WARNING (%s): other processes used up to %.2f cores during %s: those figures are low; run again on a quiet machine\n",
-				engineLabel(r.Engine), most, strings.Join(busy, ", "))
+			fmt.Fprintf(w, "WARNING (%s): other work used up to %.2f cores (steal time up to %.2f of them) during %s: those figures are low; run again on a quiet machine\n",
+				engineLabel(r.Engine), most, steal, strings.Join(busy, ", "))
 		}
 		if r.HeapProfile != "" {
 			fmt.Fprintf(w, "%s: shop heap profile at the end: %s\n", engineLabel(r.Engine), r.HeapProfile)
