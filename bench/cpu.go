@@ -107,8 +107,10 @@ type cpuUse struct {
 	// process is billed for), in cores: well above a few tenths, someone else was using
 	// the machine and the figures are low.
 	OtherCores float64 `json:"other_cores"`
-	// StealCores is the part of OtherCores the hypervisor gave to other virtual
-	// machines (steal time): the machine itself was slower.
+	// StealCores is the time the hypervisor gave to other virtual machines (steal),
+	// in cores: the machine itself was slower. The machine's busy time holds it, but so
+	// may the shop's and the bench's own CPU time, so it can exceed OtherCores (seen:
+	// 0.60 against 0.47).
 	StealCores float64 `json:"steal_cores"`
 }
 

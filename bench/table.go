@@ -305,12 +305,12 @@ func printTable(w io.Writer, f *fullReport) {
 	}
 	fmt.Fprintln(w, "others: cores busy outside the shop and the bench (and, on PostgreSQL, outside the server's processes "+
 		"serving the shop: db CPU/req) during the scenario, steal time included (the hypervisor running other "+
-		"machines on these cores); other work on the machine skews every figure")
+		"machines on these cores; a process's own CPU time may hold some of it too); other work on the machine skews every figure")
 	for _, r := range f.Engines {
 		var busy []string
 		most, steal := 0.0, 0.0
 		for _, s := range r.Scenarios {
-			if s.CPU != nil && s.CPU.OtherCores > 0.2 {
+			if s.CPU != nil && (s.CPU.OtherCores > 0.2 || s.CPU.StealCores > 0.2) {
 				busy = append(busy, s.Name)
 				most = max(most, s.CPU.OtherCores)
 				steal = max(steal, s.CPU.StealCores)
@@ -320,7 +320,7 @@ func printTable(w io.Writer, f *fullReport) {
 			busy = append(busy[:3], fmt.Sprintf("%d more", len(busy)-3))
 		}
 		if len(busy) > 0 {
-			fmt.Fprintf(w, "WARNING (%s): other work used up to %.2f cores (steal time up to %.2f of them) during %s: those figures are low; run again on a quiet machine\n",
+			fmt.Fprintf(w, "WARNING (%s): other work used up to %.2f cores, and the hypervisor took up to %.2f (steal time), during %s: those figures are low; run again on a quiet machine\n",
 				engineLabel(r.Engine), most, steal, strings.Join(busy, ", "))
 		}
 		if r.HeapProfile != "" {
