@@ -39,6 +39,10 @@ type txn struct {
 	// detached: the statements run to the end whatever their context says. The
 	// writer's transaction holds other callers' writes too; see runBatch.
 	detached bool
+	// opened collects, on the writer's connection, the Rows a job opened, to close them
+	// when it returns: one left open would hold the connection for good (a Tx closes
+	// them at its end; a Conn waits for them).
+	opened *[]*sqlx.Rows
 }
 
 // txQuerier is what *sqlx.Tx and *sqlx.Conn both offer.
@@ -75,7 +79,22 @@ func (t txn) ExecContext(ctx context.Context, q string, args ...any) (sql.Result
 
 // QueryxContext runs q (rebound) for row-by-row reading.
 func (t txn) QueryxContext(ctx context.Context, q string, args ...any) (*sqlx.Rows, error) {
-	return t.q.QueryxContext(t.ctx(ctx), t.q.Rebind(q), args...)
+	rows, err := t.q.QueryxContext(t.ctx(ctx), t.q.Rebind(q), args...)
+	if err == nil && t.opened != nil {
+		*t.opened = append(*t.opened, rows)
+	}
+	return rows, err
+}
+
+// closeOpened closes the Rows collected in opened (Close may be called twice).
+func (t txn) closeOpened() {
+	if t.opened == nil {
+		return
+	}
+	for _, r := range *t.opened {
+		r.Close()
+	}
+	*t.opened = (*t.opened)[:0]
 }
 
 // querier is what both a pool and a transaction offer, for helpers used in either.

@@ -2,7 +2,12 @@ package store
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
+	"fmt"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/mattn/go-sqlite3"
 )
 
 // On SQLite every write transaction goes through one connection, and a commit costs a
@@ -81,12 +86,19 @@ func (s *Store) runBatch(first *writeJob) {
 		first.done <- err
 		return
 	}
-	defer conn.Close()
+	defer func() {
+		// Never back to the pool inside a transaction (a ROLLBACK that failed): the
+		// connection is thrown away instead, and the next batch opens a new one.
+		if in, err := inTransaction(conn); in || err != nil {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+		conn.Close()
+	}()
 	if _, err := conn.ExecContext(bg, "BEGIN IMMEDIATE"); err != nil {
 		first.done <- err
 		return
 	}
-	tx := txn{q: conn, detached: true}
+	tx := txn{q: conn, detached: true, opened: new([]*sqlx.Rows)}
 	rollback := func() { _, _ = conn.ExecContext(bg, "ROLLBACK") }
 	// The first job runs bare: if it fails, the transaction holds its writes alone and
 	// is rolled back whole. A savepoint (SAVEPOINT, RELEASE) is paid only by the jobs
@@ -95,6 +107,13 @@ func (s *Store) runBatch(first *writeJob) {
 	if err := runBare(tx, first); err != nil {
 		rollback()
 		first.done <- err
+		return
+	}
+	// Without a savepoint to release, nothing else notices a transaction SQLite rolled
+	// back under the job (on a full disk, an I/O error) while it went on: its later
+	// statements committed one by one. No other job joins it; it is told it failed.
+	if in, err := inTransaction(conn); !in || err != nil {
+		first.done <- errors.Join(errOutOfTx, err)
 		return
 	}
 	batch := []*writeJob{first}
@@ -140,7 +159,24 @@ func runBare(tx txn, j *writeJob) error {
 	if err := j.ctx.Err(); err != nil {
 		return err // the caller gave up before its turn
 	}
+	defer tx.closeOpened()
 	return j.fn(tx)
+}
+
+// errOutOfTx: the writer's transaction ended under a job that went on as if it hadn't.
+var errOutOfTx = errors.New("store: the write transaction was rolled back while its job went on; its later writes may stand")
+
+// inTransaction says whether the writer's connection is inside a transaction.
+func inTransaction(conn *sqlx.Conn) (in bool, err error) {
+	err = conn.Raw(func(dc any) error {
+		c, ok := dc.(*sqlite3.SQLiteConn)
+		if !ok {
+			return fmt.Errorf("store: the writer's connection is a %T", dc)
+		}
+		in = !c.AutoCommit()
+		return nil
+	})
+	return in, err
 }
 
 // runSaved runs j inside a savepoint of tx: its changes stay if it succeeds and are
@@ -153,6 +189,7 @@ func (s *Store) runSaved(tx txn, j *writeJob) error {
 		return errBroken
 	}
 	err := j.fn(tx)
+	tx.closeOpened()
 	if err != nil {
 		if _, rerr := tx.ExecContext(context.Background(), "ROLLBACK TO job"); rerr != nil {
 			return errBroken

@@ -30,7 +30,8 @@ type decodedCookie struct {
 }
 
 const (
-	// sessionCacheSize bounds the values kept: a couple of KiB each.
+	// sessionCacheSize bounds the values kept. The shop's own cookies are a few
+	// hundred bytes (a browser takes 4 KiB at most): a MiB or two in all.
 	sessionCacheSize = 2000
 	// sessionCacheFor is how long a decoding is reused. The cookie's own age is
 	// checked when it is decoded (at most 7 days), so a cookie may be taken up to this
@@ -68,10 +69,15 @@ func (s *SessionStore) New(r *http.Request, name string) (*sessions.Session, err
 	defer s.mu.Unlock()
 	if len(s.decoded) >= sessionCacheSize {
 		for k, old := range s.decoded {
-			if len(s.decoded) < sessionCacheSize && !now.After(old.until) {
+			if !now.Before(old.until) {
+				delete(s.decoded, k) // the expired first
+			}
+		}
+		for k := range s.decoded {
+			if len(s.decoded) < sessionCacheSize*9/10 {
 				break
 			}
-			delete(s.decoded, k) // the expired, and then any, to make room
+			delete(s.decoded, k) // then any, a tenth: the next misses needn't look again
 		}
 	}
 	s.decoded[key] = decodedCookie{values: copyValues(sess.Values), until: now.Add(sessionCacheFor)}

@@ -100,3 +100,38 @@ func TestSessionStoreDecodesACookieOnce(t *testing.T) {
 		t.Fatalf("after the bound: %v", err)
 	}
 }
+
+// A full cache makes room from the decodings that have expired before any other.
+func TestSessionStoreEvictsTheExpiredFirst(t *testing.T) {
+	st := NewSessionStore([]byte(strings.Repeat("h", 32)), []byte(strings.Repeat("b", 32)), false, "/")
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	st.now = func() time.Time { return now }
+	for i := range sessionCacheSize {
+		until := now.Add(sessionCacheFor)
+		if i%2 == 0 {
+			until = now.Add(-time.Second)
+		}
+		st.decoded[fmt.Sprint("s=old", i)] = decodedCookie{until: until}
+	}
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	s, _ := st.New(r, "s")
+	s.Values["uid"] = int64(1)
+	w := httptest.NewRecorder()
+	if err := st.Save(r, w, s); err != nil {
+		t.Fatal(err)
+	}
+	r = httptest.NewRequest(http.MethodGet, "/", nil)
+	r.AddCookie(w.Result().Cookies()[0])
+	if _, err := st.Get(r, "s"); err != nil {
+		t.Fatal(err)
+	}
+	live := 0
+	for k, d := range st.decoded {
+		if strings.HasPrefix(k, "s=old") && now.Before(d.until) {
+			live++
+		}
+	}
+	if live != sessionCacheSize/2 || len(st.decoded) != sessionCacheSize/2+1 {
+		t.Fatalf("%d of %d live decodings kept, %d in all", live, sessionCacheSize/2, len(st.decoded))
+	}
+}
