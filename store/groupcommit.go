@@ -19,9 +19,10 @@ import (
 // they share (the ends of the same indexes) are written once, and the waiting writers
 // don't queue one commit each. A transaction that fails rolls back to its savepoint and
 // fails alone (the first, having none, takes the whole transaction down with it, which
-// holds only its writes then); if the commit fails, every transaction of the batch fails. No caller hears success before the
-// commit that holds its writes, exactly as with a transaction of its own. With nothing
-// waiting, a batch is the one transaction: no added latency.
+// holds only its writes then); if the commit fails, every transaction of the batch
+// fails. No caller hears success before the commit that holds its writes, exactly as
+// with a transaction of its own. With nothing waiting, a batch is the one transaction:
+// no added latency.
 
 // maxBatch bounds the transactions committed together.
 const maxBatch = 32
@@ -154,7 +155,7 @@ func (s *Store) runBatch(first *writeJob) {
 // not be taken, released or rolled back to: SQLite rolled the transaction back itself).
 var errBroken = errors.New("store: write transaction broken")
 
-// runBare runs j in tx as it is, without a savepoint.
+// runBare runs j in tx as it is, without a savepoint, and closes the Rows it left open.
 func runBare(tx txn, j *writeJob) error {
 	if err := j.ctx.Err(); err != nil {
 		return err // the caller gave up before its turn
@@ -188,8 +189,7 @@ func (s *Store) runSaved(tx txn, j *writeJob) error {
 	if _, err := tx.ExecContext(context.Background(), "SAVEPOINT job"); err != nil {
 		return errBroken
 	}
-	err := j.fn(tx)
-	tx.closeOpened()
+	err := runBare(tx, j)
 	if err != nil {
 		if _, rerr := tx.ExecContext(context.Background(), "ROLLBACK TO job"); rerr != nil {
 			return errBroken
