@@ -76,8 +76,10 @@ type result struct {
 	// Machine is the signing rate measured before, between and after the scenario's
 	// parts: how fast the machine was then. PostgreSQL's figures are set against
 	// SQLite's at it.
-	Machine   float64 `json:"machine_sign_per_sec,omitempty"`
-	noLatency bool
+	Machine float64 `json:"machine_sign_per_sec,omitempty"`
+	// PartsPerSec are the req/s of each part of a scenario run in parts (attackBeside).
+	PartsPerSec []float64 `json:"parts_per_sec,omitempty"`
+	noLatency   bool
 }
 
 // report is one engine's run.
@@ -277,7 +279,7 @@ func (b *bench) runAll(ctx context.Context, loadStart string) (*report, error) {
 	if err != nil {
 		return rep, err
 	}
-	purchase.Note = withParts(fmt.Sprintf("%d orders made, %d with the default address's snapshot", made, snapped), purchase.Note)
+	purchase.Note = withParts(fmt.Sprintf("%d orders made, %d with the default address's snapshot", made, snapped), purchase)
 	if ok := purchase.Requests - purchase.Errors; made != ok || snapped != made {
 		rep.fail(purchase, max(abs(made-ok), made-snapped), "orders/snapshots do not match the 303s: "+purchase.Note)
 	}
@@ -316,7 +318,7 @@ func (b *bench) runAll(ctx context.Context, loadStart string) (*report, error) {
 		return rep, err
 	}
 	successes := distinct.Requests - distinct.Errors
-	distinct.Note = withParts(fmt.Sprintf("%d success answers, %d orders paid in the DB", successes, paid), distinct.Note)
+	distinct.Note = withParts(fmt.Sprintf("%d success answers, %d orders paid in the DB", successes, paid), distinct)
 	if paid != successes {
 		rep.fail(distinct, abs(paid-successes), "paid orders != success answers: "+distinct.Note)
 	}
@@ -688,33 +690,36 @@ func (b *bench) attackBeside(ctx context.Context, name string, procs int, tr tar
 	res = b.summarise(name, b.o.workers, parts, waitProfile())
 	res.Machine = weighted / secs
 	if len(parts) > 1 {
-		fs := make([]string, len(parts))
-		for i, p := range parts {
-			fs[i] = fmt.Sprintf("%.0f", float64(len(p.lat))/p.elapsed.Seconds())
+		for _, p := range parts {
+			res.PartsPerSec = append(res.PartsPerSec, float64(len(p.lat))/p.elapsed.Seconds())
 		}
-		res.Note = "parts at " + strings.Join(fs, ", ") + "/s"
 	}
 	return res, rates, nil
 }
 
-// withParts is note followed by the parts' rates attackBeside noted, if any.
-func withParts(note, parts string) string {
-	if parts == "" {
+// withParts is note followed by the rates of r's parts, if it ran in parts.
+func withParts(note string, r *result) string {
+	if len(r.PartsPerSec) == 0 {
 		return note
 	}
-	return note + "; " + parts
+	return note + "; parts at " + perSecList(r.PartsPerSec) + "/s"
 }
 
 // besideNote lists the signing rates measured around the parts of a scenario.
 func besideNote(rates []float64, what string) string {
+	if len(rates) == 2 {
+		return fmt.Sprintf("%s/s before and after the %s", perSecList(rates), what)
+	}
+	return fmt.Sprintf("%s/s before, between and after the %d parts of the %s", perSecList(rates), len(rates)-1, what)
+}
+
+// perSecList is rates as whole numbers, comma-separated.
+func perSecList(rates []float64) string {
 	fs := make([]string, len(rates))
 	for i, r := range rates {
 		fs[i] = fmt.Sprintf("%.0f", r)
 	}
-	if len(rates) == 2 {
-		return fmt.Sprintf("%s/s before and after the %s", strings.Join(fs, ", "), what)
-	}
-	return fmt.Sprintf("%s/s before, between and after the %d parts of the %s", strings.Join(fs, ", "), len(rates)-1, what)
+	return strings.Join(fs, ", ")
 }
 
 // attack runs one scenario: b.o.workers fixed workers, as fast as they go, for

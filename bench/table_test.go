@@ -61,3 +61,18 @@ func TestPGExpectedFollowsTheMachine(t *testing.T) {
 		t.Fatalf("no measurement: %v, want 500", got)
 	}
 }
+
+func TestPartNotes(t *testing.T) {
+	if got := withParts("5 made", &result{PartsPerSec: []float64{934.4, 908.6}}); got != "5 made; parts at 934, 909/s" {
+		t.Errorf("withParts: %q", got)
+	}
+	if got := withParts("5 made", &result{}); got != "5 made" {
+		t.Errorf("withParts, one part: %q", got)
+	}
+	if got := besideNote([]float64{1316, 1398, 1408}, "purchases"); got != "1316, 1398, 1408/s before, between and after the 2 parts of the purchases" {
+		t.Errorf("besideNote: %q", got)
+	}
+	if got := besideNote([]float64{1415, 1370}, "purchases"); got != "1415, 1370/s before and after the purchases" {
+		t.Errorf("besideNote, one part: %q", got)
+	}
+}
