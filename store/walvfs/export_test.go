@@ -1,0 +1,4 @@
+package walvfs
+
+// SetCommitRule exports setCommitRule to the tests.
+var SetCommitRule = setCommitRule
