@@ -244,11 +244,11 @@ func (b *bench) runAll(ctx context.Context, loadStart string) (*report, error) {
 	// 4. POST /purchase/:id, logged in, CSRF token in form and cookie; the shopper's
 	// default address is snapshotted into every order.
 	//
-	// The generator shares the shop's cores. Here the shop is the bottleneck (0.8 ms of
-	// RSA per request) and the generator mostly waits; with two Ps, Go's idle P spins
-	// looking for work before it parks, on CPU the signing needs (measured on the final
-	// code: 102 µs of generator CPU per purchase with two Ps, 87 µs with one; about 2.5%
-	// more purchases). One P drives 32 connections at 1,900 req/s easily. The cheap
+	// The generator shares the shop's cores. Here the shop is the bottleneck (an RSA
+	// signature per request, 1.3–1.5 ms of late) and the generator mostly waits; with
+	// two Ps, Go's idle P spins looking for work before it parks, on CPU the signing
+	// needs (measured on the final code: 102 µs of generator CPU per purchase with two
+	// Ps, 87 µs with one; about 2.5% more purchases). One P drives 32 connections at 1,900 req/s easily. The cheap
 	// scenarios keep all cores: there, one P would make the generator the bottleneck.
 	lastID, err := b.lastOrderID(ctx)
 	if err != nil {
