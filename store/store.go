@@ -225,7 +225,8 @@ func Open(dsn, schema string, now func() time.Time) (*Store, error) {
 // openSQLite opens a reader pool and the one writer on the file at path.
 func (st *Store) openSQLite(path, schema string) error {
 	// The writer's WAL writes go out one write a commit rather than two a frame (see
-	// walvfs): a purchase's commit was 26 system calls. Readers never write the WAL.
+	// walvfs): a purchase's commit was 26 system calls. Readers append nothing to the
+	// WAL (the checkpointer on their pool may truncate it, which waits for the writer).
 	if err := walvfs.Register(); err != nil {
 		return err
 	}

@@ -30,8 +30,9 @@ struct WalFile {
   unsigned char *buf;       /* gathered bytes, for the file from offset at */
   int len;
   sqlite3_int64 at;
-  int commitPage;           /* the last write was a commit frame's header */
-  int lateErr;              /* a write that failed where no error could be returned */
+  int commitPage;           /* the last write was a commit frame's header, */
+  sqlite3_int64 commitAt;   /* and its page goes here */
+  sqlite3_int64 end;        /* the end of what SQLite wrote since the log's header */
 };
 
 static sqlite3_vfs *realVfs;
@@ -39,7 +40,13 @@ static sqlite3_vfs walVfs;
 static sqlite3_int64 nGathered, nWritten;
 static int commitRule = 1; /* rule (1) on; the tests turn it off to try rule (4) alone */
 
-static int flushWal(WalFile *p) {
+/* writeGathered writes out what was gathered. If the file refuses it, the bytes are
+** dropped, as a write SQLite made itself would have failed: SQLite hears the error and
+** rolls the transaction back, and a commit it was told failed must never reach the
+** file later, where recovery after a crash would find it whole. Only a barrier (rule
+** (4)), which can't report an error, keeps them (keep) for the next call on the WAL to
+** try again and report. */
+static int writeGathered(WalFile *p, int keep) {
   int rc = SQLITE_OK, done = 0;
   while (done < p->len && rc == SQLITE_OK) {
     int n = p->len - done < WRITE_MAX ? p->len - done : WRITE_MAX;
@@ -47,17 +54,11 @@ static int flushWal(WalFile *p) {
     __atomic_add_fetch(&nWritten, 1, __ATOMIC_RELAXED);
     done += n;
   }
-  p->len = 0;
-  if (rc != SQLITE_OK) p->lateErr = rc;
+  if (rc == SQLITE_OK || !keep) p->len = 0;
   return rc;
 }
 
-/* An error kept from a flush that had nothing to report it through, reported once. */
-static int takeLateErr(WalFile *p) {
-  int rc = p->lateErr;
-  p->lateErr = SQLITE_OK;
-  return rc;
-}
+static int flushWal(WalFile *p) { return writeGathered(p, 0); }
 
 static int wClose(sqlite3_file *f) {
   WalFile *p = (WalFile *)f;
@@ -80,20 +81,34 @@ static int wClose(sqlite3_file *f) {
 static int wRead(sqlite3_file *f, void *z, int n, sqlite3_int64 off) {
   WalFile *p = (WalFile *)f;
   int rc = flushWal(p);
-  if (rc != SQLITE_OK) return takeLateErr(p);
+  if (rc != SQLITE_OK) return rc;
   return p->real->pMethods->xRead(p->real, z, n, off);
 }
 
 static int wWrite(sqlite3_file *f, const void *z, int n, sqlite3_int64 off) {
   WalFile *p = (WalFile *)f;
   const unsigned char *b = (const unsigned char *)z;
-  if (!p->gathers) return p->real->pMethods->xWrite(p->real, z, n, off);
-  if (p->lateErr) return takeLateErr(p);
-  /* (3) Only a write that continues the gathered bytes joins them; any other (a frame
-  ** rewritten in place, the log restarted at its start) writes them out first, so
-  ** the file sees every write in the order SQLite made it. */
+  int rc;
+  if (!p->gathers) {
+    if ((rc = flushWal(p)) != SQLITE_OK) return rc; /* bytes of a WAL unlinked at close */
+    return p->real->pMethods->xWrite(p->real, z, n, off);
+  }
+  if (off == 0) p->end = 0; /* the log's header: it starts again */
+  /* (3) A write into what SQLite wrote before (a frame overwritten, the checksums of a
+  ** commit rewritten, the frames of a rolled-back transaction written over) is not
+  ** gathered: what was gathered goes first, then the write itself, whose error is
+  ** SQLite's to hear. Nor is a commit frame's header rewritten there taken for one
+  ** being appended. */
+  if (off < p->end) {
+    p->commitPage = 0;
+    if ((rc = flushWal(p)) != SQLITE_OK) return rc;
+    return p->real->pMethods->xWrite(p->real, z, n, off);
+  }
+  p->end = off + n;
+  /* Only a write that continues the gathered bytes joins them; any other goes after
+  ** them, so the file sees every write in the order SQLite made it. */
   if (p->len > 0 && (off != p->at + p->len || p->len + n > GATHER_MAX)) {
-    if (flushWal(p) != SQLITE_OK) return takeLateErr(p);
+    if ((rc = flushWal(p)) != SQLITE_OK) return rc;
   }
   if (n > GATHER_MAX) return p->real->pMethods->xWrite(p->real, z, n, off);
   if (!p->buf && !(p->buf = malloc(GATHER_MAX))) {
@@ -106,32 +121,37 @@ static int wWrite(sqlite3_file *f, const void *z, int n, sqlite3_int64 off) {
   /* (1) The commit frame's page completes the transaction in the log: written out
   ** now, before SQLite publishes the new frames to readers in the wal-index, and any
   ** error is the commit's. */
-  if (p->commitPage && commitRule) {
+  if (p->commitPage && off == p->commitAt && commitRule) {
     p->commitPage = 0;
-    if (flushWal(p) != SQLITE_OK) return takeLateErr(p);
-    return SQLITE_OK;
+    return flushWal(p);
   }
+  p->commitPage = 0;
   if (n == FRAME_HEADER && off >= WAL_HEADER && (b[4] | b[5] | b[6] | b[7]) != 0) {
     p->commitPage = 1;
+    p->commitAt = off + n;
   }
   return SQLITE_OK;
 }
 
 static int wTruncate(sqlite3_file *f, sqlite3_int64 size) {
   WalFile *p = (WalFile *)f;
-  if (flushWal(p) != SQLITE_OK) return takeLateErr(p);
+  int rc = flushWal(p);
+  if (rc != SQLITE_OK) return rc;
+  if (size < p->end) p->end = size;
   return p->real->pMethods->xTruncate(p->real, size);
 }
 
 static int wSync(sqlite3_file *f, int flags) {
   WalFile *p = (WalFile *)f;
-  if (flushWal(p) != SQLITE_OK) return takeLateErr(p);
+  int rc = flushWal(p);
+  if (rc != SQLITE_OK) return rc;
   return p->real->pMethods->xSync(p->real, flags);
 }
 
 static int wFileSize(sqlite3_file *f, sqlite3_int64 *size) {
   WalFile *p = (WalFile *)f;
-  if (flushWal(p) != SQLITE_OK) return takeLateErr(p);
+  int rc = flushWal(p);
+  if (rc != SQLITE_OK) return rc;
   return p->real->pMethods->xFileSize(p->real, size);
 }
 
@@ -152,7 +172,8 @@ static int wCheckReservedLock(sqlite3_file *f, int *out) {
 
 static int wFileControl(sqlite3_file *f, int op, void *arg) {
   WalFile *p = (WalFile *)f;
-  if (flushWal(p) != SQLITE_OK) return takeLateErr(p);
+  int rc = flushWal(p);
+  if (rc != SQLITE_OK) return rc;
   return p->real->pMethods->xFileControl(p->real, op, arg);
 }
 
@@ -169,10 +190,11 @@ static int wDeviceCharacteristics(sqlite3_file *f) {
 /* (4) The wal-index (shared memory) is reached through the database file. Before a
 ** lock changes or a barrier orders its writes, whatever its connection gathered for
 ** the WAL is written: nothing the index can point readers to is left unwritten even
-** if SQLite wrote a commit in a way rule (1) doesn't recognise. An error here has no
-** way back but the next call on the WAL file. */
+** if SQLite wrote a commit in a way rule (1) doesn't recognise. A barrier can't report
+** an error: the bytes stay gathered, and the next call on the WAL file tries again and
+** reports it. Rule (1) is what gives a commit its error; this is the safety net. */
 static void flushLinked(WalFile *p) {
-  if (p->wal && p->wal->len > 0) flushWal(p->wal);
+  if (p->wal && p->wal->len > 0) writeGathered(p->wal, 1);
 }
 
 static int wShmMap(sqlite3_file *f, int pg, int pgsz, int extend, void volatile **pp) {

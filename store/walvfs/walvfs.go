@@ -8,24 +8,29 @@
 // purchase outside the signature.
 //
 // The VFS is SQLite's default one (unix) with the WAL file's writes gathered in memory
-// while they follow on from each other. Durability is unchanged: with synchronous=NORMAL
-// a commit was never synced to disk, only handed to the OS, and it still is before
-// COMMIT returns. What keeps other connections (and processes) right is that nothing
-// gathered can be pointed to by the wal-index, the shared memory through which readers
-// find frames. The rules (walvfs.c marks them):
+// while they append to the log one after another. With synchronous=NORMAL a commit was
+// never synced to disk, only handed to the OS; it still is, before COMMIT returns, and
+// a write the disk refuses still fails the commit. What keeps other connections (and
+// processes) right is that nothing gathered can be pointed to by the wal-index, the
+// shared memory through which readers find frames. The rules (walvfs.c marks them):
 //
 //  1. The write of a commit frame's page (the frame whose header carries the database
 //     size) writes out everything gathered, before SQLite publishes the commit in the
-//     wal-index, and a failure is the commit's: SQLite rolls it back.
+//     wal-index, and a failure is the commit's: SQLite rolls it back, and the bytes
+//     are dropped, so a commit reported failed never reaches the file later.
 //  2. A read of the WAL, its size, a sync, a truncate or a file control on it writes out
 //     what was gathered first.
-//  3. Only a write that continues the gathered bytes joins them; any other (a frame
-//     rewritten in place, the log restarted at its start) writes them out first, so the
-//     file sees every write in the order SQLite made it.
+//  3. Only a write that continues the gathered bytes joins them. A write into what
+//     SQLite wrote before (a frame overwritten, a commit's checksums rewritten, the
+//     frames of a rolled-back transaction written over) goes to the file after them,
+//     its error SQLite's to hear; so does anything else out of sequence. The file sees
+//     every write in the order SQLite made it.
 //  4. The database file's shared-memory locks and barriers, through which every change
 //     to the wal-index is ordered, write out what its connection gathered for the WAL.
-//     Rule 1 is what makes gathering pay; this one makes it safe even if SQLite wrote a
-//     commit in a way rule 1 doesn't recognise.
+//     Rule 1 is what makes gathering pay and gives a commit its error; this one is the
+//     net if SQLite ever wrote a commit in a way rule 1 doesn't recognise. A barrier
+//     can't report an error: what it couldn't write stays gathered for the next call
+//     on the WAL to write and report.
 //
 // Only a WAL whose database file was opened through this VFS gathers; any other file is
 // passed through as it is.

@@ -2,7 +2,7 @@
 ** The part of SQLite's public C interface this VFS uses, declared here because the
 ** driver (github.com/mattn/go-sqlite3) compiles SQLite into the program without
 ** installing its header. The structures are SQLite's stable VFS ABI (iVersion 1 to 3,
-** unchanged since SQLite 3.7.6); the functions are resolved against the driver's copy
+** unchanged since SQLite 3.7.17); the functions are resolved against the driver's copy
 ** of SQLite when the program is linked.
 */
 #ifndef STOREFRONT_WALVFS_H

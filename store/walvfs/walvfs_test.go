@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"storefront/store/walvfs"
+	"storefront/store/walvfs/internal/walfault"
 
 	_ "github.com/mattn/go-sqlite3"
 )
@@ -260,4 +263,191 @@ func TestATransactionReadsWhatItSpilled(t *testing.T) {
 	if err := open(t, path, false, 1).QueryRow(`PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
 		t.Fatalf("integrity_check: %q %v", check, err)
 	}
+}
+
+// A commit the writer is told succeeded is one readers see and one that is there after
+// a crash and after closing and reopening; one it is told failed is one nobody sees,
+// whichever of its writes to the WAL the disk refuses, once or from then on. The
+// transactions: one frame; many; one that spills and then changes what it spilled
+// (SQLite rewrites those frames and, at the commit, their checksums in place); one
+// frame right after such a commit.
+func TestACommitIsWhatItsWritesWere(t *testing.T) {
+	oneFrame, manyFrames, rewrite := transactions()
+	cases := []struct {
+		name          string
+		before, write func(tx *sql.Tx) error
+	}{
+		{"one frame", nil, oneFrame},
+		{"many frames", nil, manyFrames},
+		{"checksums rewritten", nil, rewrite},
+		{"one frame after checksums rewritten", func(tx *sql.Tx) error {
+			if err := rewrite(tx); err != nil {
+				return err
+			}
+			_, err := tx.Exec(`UPDATE counter SET v = 0`)
+			return err
+		}, oneFrame},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { refuseEachWrite(t, c.before, c.write, 1, math.MaxInt32) })
+	}
+}
+
+// With the commit frame unrecognised, a barrier that can't write what was gathered
+// keeps it, and the next call on the WAL writes it: a disk that refuses once loses
+// nothing SQLite has published. (One that refuses from then on loses what the barrier
+// held: rule 1 is what gives a commit its error.)
+func TestTheBarrierKeepsWhatItCouldNotWrite(t *testing.T) {
+	walvfs.SetCommitRule(false)
+	defer walvfs.SetCommitRule(true)
+	oneFrame, manyFrames, _ := transactions()
+	t.Run("one frame", func(t *testing.T) { refuseEachWrite(t, nil, oneFrame, 1) })
+	t.Run("many frames", func(t *testing.T) { refuseEachWrite(t, nil, manyFrames, 1) })
+}
+
+// refuseEachWrite counts write's writes to the WAL, then refuses each in turn (in a
+// long transaction, the first and last few dozen and every tenth between), for each of
+// counts writes, checking what the commit answered against what readers see.
+func refuseEachWrite(t *testing.T, before, write func(*sql.Tx) error, counts ...int) {
+	if err := walfault.Install(); err != nil {
+		t.Fatal(err)
+	}
+	defer walfault.Fail(0, 0)
+	writes, rows := commitWithFault(t, before, write, -1, 0, 0)
+	if writes < 1 {
+		t.Fatalf("the transaction made %d writes to the WAL", writes)
+	}
+	for k := range writes {
+		if k >= 30 && k < writes-40 && k%10 != 0 {
+			continue
+		}
+		for _, n := range counts { // once, as a passing fault; or for good, as a full disk
+			commitWithFault(t, before, write, k, n, rows)
+		}
+	}
+}
+
+// transactions returns the tests' writes: a frame, many frames, and frames spilled and
+// then changed again before the commit.
+func transactions() (oneFrame, manyFrames, rewrite func(*sql.Tx) error) {
+	oneFrame = func(tx *sql.Tx) error {
+		_, err := tx.Exec(`UPDATE counter SET v = 1`)
+		return err
+	}
+	manyFrames = func(tx *sql.Tx) error {
+		for i := range 50 {
+			if _, err := tx.Exec(`INSERT INTO t (k, pad) VALUES (?, ?)`, i, strings.Repeat("m", 300)); err != nil {
+				return err
+			}
+		}
+		return oneFrame(tx)
+	}
+	rewrite = func(tx *sql.Tx) error {
+		for i := range 300 {
+			if _, err := tx.Exec(`INSERT INTO t (k, pad) VALUES (?, ?)`, i, strings.Repeat("r", 1500)); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(`UPDATE t SET k = k + 1`); err != nil {
+			return err
+		}
+		return oneFrame(tx)
+	}
+	return oneFrame, manyFrames, rewrite
+}
+
+// commitWithFault runs before (if any) and commits it, then runs write in a transaction
+// with count of its WAL writes from number fault on refused (none if fault < 0), and checks what
+// readers see then and after reopening against what the commit answered: the counter
+// at 1 and rows rows in t if it succeeded. It returns how many writes to the WAL the
+// transaction made and the rows in t after it.
+func commitWithFault(t *testing.T, before, write func(*sql.Tx) error, fault, count, rows int) (int, int) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "fault.db")
+	w := open(t, path, true, 1, `PRAGMA cache_size = 10`)
+	mustExec(t, w, `CREATE TABLE counter (v INTEGER NOT NULL)`)
+	mustExec(t, w, `INSERT INTO counter (v) VALUES (0)`)
+	mustExec(t, w, `CREATE TABLE t (id INTEGER PRIMARY KEY, k INTEGER, pad TEXT)`)
+	mustExec(t, w, `CREATE INDEX t_k ON t (k)`)
+	inTx := func(fn func(*sql.Tx) error) error {
+		tx, err := w.Begin()
+		if err != nil {
+			return err
+		}
+		if err := fn(tx); err != nil {
+			tx.Rollback()
+			return err
+		}
+		return tx.Commit()
+	}
+	if before != nil {
+		if err := inTx(before); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var rowsBefore int
+	if err := w.QueryRow(`SELECT count(*) FROM t`).Scan(&rowsBefore); err != nil {
+		t.Fatal(err)
+	}
+	w0 := walfault.Writes()
+	if fault >= 0 {
+		walfault.Fail(fault, count)
+	}
+	err := inTx(write)
+	walfault.Fail(0, 0)
+	writes := walfault.Writes() - w0
+	if fault >= 0 && writes <= fault {
+		// Fewer writes this time (the refused one was retried as a whole): nothing failed.
+		t.Logf("fault %d: only %d writes", fault, writes)
+	}
+	committed := err == nil
+	if fault < 0 {
+		if !committed {
+			t.Fatal(err)
+		}
+		if err := w.QueryRow(`SELECT count(*) FROM t`).Scan(&rows); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantV, wantRows := 0, rowsBefore
+	if committed {
+		wantV, wantRows = 1, rows
+	}
+	check := func(when string, db *sql.DB) {
+		t.Helper()
+		var v, n int
+		if err := db.QueryRow(`SELECT v, (SELECT count(*) FROM t) FROM counter`).Scan(&v, &n); err != nil {
+			t.Fatalf("fault %d (×%d), %s: %v", fault, count, when, err)
+		}
+		if v != wantV || n != wantRows {
+			t.Fatalf("fault %d (×%d): the commit answered %v; %s, counter %d and %d rows, want %d and %d",
+				fault, count, err, when, v, n, wantV, wantRows)
+		}
+	}
+	check("a reader on the default VFS sees", open(t, path, false, 1))
+	// What a process killed now would leave: the file and its WAL, no wal-index. SQLite
+	// rebuilds the index from the WAL, frame by frame, checking each frame's checksum.
+	crashed := filepath.Join(t.TempDir(), "crashed.db")
+	for _, suffix := range []string{"", "-wal"} {
+		b, err := os.ReadFile(path + suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(crashed+suffix, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("after a crash", open(t, crashed, false, 1))
+	// The writer goes on: its next commit works.
+	if err := inTx(func(tx *sql.Tx) error { _, err := tx.Exec(`UPDATE counter SET v = v`); return err }); err != nil {
+		t.Fatalf("fault %d: the commit after it: %v", fault, err)
+	}
+	w.Close()
+	r := open(t, path, false, 1)
+	check("after reopening", r)
+	var ok string
+	if err := r.QueryRow(`PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
+		t.Fatalf("fault %d: integrity_check %q %v", fault, ok, err)
+	}
+	return writes, rows
 }
