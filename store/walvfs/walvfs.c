@@ -30,8 +30,8 @@ struct WalFile {
   unsigned char *buf;       /* gathered bytes, for the file from offset at */
   int len;
   sqlite3_int64 at;
-  int commitPage;           /* the last write was a commit frame's header, */
-  sqlite3_int64 commitAt;   /* and its page goes here */
+  sqlite3_int64 commitAt;   /* the last write was a commit frame's header: where its
+                            ** page goes (0: it wasn't; no page goes at 0) */
   sqlite3_int64 end;        /* the end of what SQLite wrote since the log's header */
 };
 
@@ -100,7 +100,7 @@ static int wWrite(sqlite3_file *f, const void *z, int n, sqlite3_int64 off) {
   ** SQLite's to hear. Nor is a commit frame's header rewritten there taken for one
   ** being appended. */
   if (off < p->end) {
-    p->commitPage = 0;
+    p->commitAt = 0;
     if ((rc = flushWal(p)) != SQLITE_OK) return rc;
     return p->real->pMethods->xWrite(p->real, z, n, off);
   }
@@ -121,13 +121,12 @@ static int wWrite(sqlite3_file *f, const void *z, int n, sqlite3_int64 off) {
   /* (1) The commit frame's page completes the transaction in the log: written out
   ** now, before SQLite publishes the new frames to readers in the wal-index, and any
   ** error is the commit's. */
-  if (p->commitPage && off == p->commitAt && commitRule) {
-    p->commitPage = 0;
+  if (p->commitAt == off && commitRule) {
+    p->commitAt = 0;
     return flushWal(p);
   }
-  p->commitPage = 0;
+  p->commitAt = 0;
   if (n == FRAME_HEADER && off >= WAL_HEADER && (b[4] | b[5] | b[6] | b[7]) != 0) {
-    p->commitPage = 1;
     p->commitAt = off + n;
   }
   return SQLITE_OK;
@@ -267,50 +266,19 @@ static int wOpen(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *f, int f
   return rc;
 }
 
-static int vDelete(sqlite3_vfs *v, const char *z, int syncDir) { (void)v; return realVfs->xDelete(realVfs, z, syncDir); }
-static int vAccess(sqlite3_vfs *v, const char *z, int flags, int *out) { (void)v; return realVfs->xAccess(realVfs, z, flags, out); }
-static int vFullPathname(sqlite3_vfs *v, const char *z, int n, char *out) { (void)v; return realVfs->xFullPathname(realVfs, z, n, out); }
-static void *vDlOpen(sqlite3_vfs *v, const char *z) { (void)v; return realVfs->xDlOpen(realVfs, z); }
-static void vDlError(sqlite3_vfs *v, int n, char *z) { (void)v; realVfs->xDlError(realVfs, n, z); }
-static void (*vDlSym(sqlite3_vfs *v, void *h, const char *z))(void) { (void)v; return realVfs->xDlSym(realVfs, h, z); }
-static void vDlClose(sqlite3_vfs *v, void *h) { (void)v; realVfs->xDlClose(realVfs, h); }
-static int vRandomness(sqlite3_vfs *v, int n, char *z) { (void)v; return realVfs->xRandomness(realVfs, n, z); }
-static int vSleep(sqlite3_vfs *v, int us) { (void)v; return realVfs->xSleep(realVfs, us); }
-static int vCurrentTime(sqlite3_vfs *v, double *t) { (void)v; return realVfs->xCurrentTime(realVfs, t); }
-static int vGetLastError(sqlite3_vfs *v, int n, char *z) { (void)v; return realVfs->xGetLastError(realVfs, n, z); }
-static int vCurrentTimeInt64(sqlite3_vfs *v, sqlite3_int64 *t) { (void)v; return realVfs->xCurrentTimeInt64(realVfs, t); }
-static int vSetSystemCall(sqlite3_vfs *v, const char *z, sqlite3_syscall_ptr fn) { (void)v; return realVfs->xSetSystemCall(realVfs, z, fn); }
-static sqlite3_syscall_ptr vGetSystemCall(sqlite3_vfs *v, const char *z) { (void)v; return realVfs->xGetSystemCall(realVfs, z); }
-static const char *vNextSystemCall(sqlite3_vfs *v, const char *z) { (void)v; return realVfs->xNextSystemCall(realVfs, z); }
-
 /* walvfs_register registers the VFS as name over the default VFS, once (the Go side
-** calls it under a sync.Once). It does not become the default. */
+** calls it under a sync.Once). It does not become the default. Only opening a file is
+** the VFS's own: every other method is the default VFS's, called as it is (unix's
+** ignore the VFS object they are handed, and its pAppData is copied with them). */
 int walvfs_register(const char *name) {
   realVfs = sqlite3_vfs_find(0);
   if (!realVfs) return SQLITE_ERROR;
-  memset(&walVfs, 0, sizeof(walVfs));
-  walVfs.iVersion = realVfs->iVersion < 3 ? realVfs->iVersion : 3;
-  walVfs.szOsFile = (int)sizeof(WalFile) + realVfs->szOsFile;
-  walVfs.mxPathname = realVfs->mxPathname;
+  walVfs = *realVfs;
+  if (walVfs.iVersion > 3) walVfs.iVersion = 3; /* the fields this file declares */
+  walVfs.pNext = 0;
   walVfs.zName = name;
+  walVfs.szOsFile = (int)sizeof(WalFile) + realVfs->szOsFile;
   walVfs.xOpen = wOpen;
-  walVfs.xDelete = vDelete;
-  walVfs.xAccess = vAccess;
-  walVfs.xFullPathname = vFullPathname;
-  walVfs.xDlOpen = vDlOpen;
-  walVfs.xDlError = vDlError;
-  walVfs.xDlSym = vDlSym;
-  walVfs.xDlClose = vDlClose;
-  walVfs.xRandomness = vRandomness;
-  walVfs.xSleep = vSleep;
-  walVfs.xCurrentTime = vCurrentTime;
-  walVfs.xGetLastError = vGetLastError;
-  if (walVfs.iVersion >= 2) walVfs.xCurrentTimeInt64 = vCurrentTimeInt64;
-  if (walVfs.iVersion >= 3) {
-    walVfs.xSetSystemCall = vSetSystemCall;
-    walVfs.xGetSystemCall = vGetSystemCall;
-    walVfs.xNextSystemCall = vNextSystemCall;
-  }
   return sqlite3_vfs_register(&walVfs, 0);
 }
 
