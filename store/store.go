@@ -16,6 +16,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/mattn/go-sqlite3" // also registers the "sqlite3" driver
 
+	"storefront/store/stableplan"
 	"storefront/store/walvfs"
 )
 
@@ -110,7 +111,8 @@ func DSN(path string) string {
 	q.Set("_synchronous", "NORMAL")
 	q.Set("_txlock", "immediate")
 	// Each connection keeps its prepared statements: preparing cost a sixth of a
-	// notify's CPU (bench, POST /check_order distinct).
+	// notify's CPU (bench, POST /check_order distinct). The cache only keeps what
+	// SQLite doesn't expire, hence stableplan (see openSQLite).
 	q.Set("_stmt_cache_size", "64")
 	return "file:" + path + "?" + q.Encode()
 }
@@ -228,6 +230,11 @@ func (st *Store) openSQLite(path, schema string) error {
 	// walvfs): a purchase's commit was 26 system calls. Readers append nothing to the
 	// WAL (the checkpointer on their pool may truncate it, which waits for the writer).
 	if err := walvfs.Register(); err != nil {
+		return err
+	}
+	// Plans that ignore bound values, so that a connection's cached statements are
+	// reused rather than prepared again on every use (see stableplan).
+	if err := stableplan.Register(); err != nil {
 		return err
 	}
 	w := sqlx.NewDb(sql.OpenDB(sqliteConnector{DSN(path) + "&vfs=" + walvfs.Name, true}), sqlite.driver)
