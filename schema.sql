@@ -323,3 +323,9 @@ CREATE TABLE media (
     data       BLOB NOT NULL,
     created_at TEXT NOT NULL
 );
+
+-- migrate 4: an account's login attempts are counted with the account, so that every
+-- instance sharing the database spends from the same allowance: login_full_at is when
+-- the account's allowance is whole again (NULL: it is). See store/logins.go.
+ALTER TABLE users ADD COLUMN login_full_at TEXT;
+ALTER TABLE operators ADD COLUMN login_full_at TEXT;

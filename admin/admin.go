@@ -65,7 +65,7 @@ func Mount(cfg Config) func(*web.Server) {
 		cfg.BcryptCost = bcrypt.DefaultCost
 	}
 	h := &Handler{cfg: cfg, st: cfg.Store, pay: cfg.Payments, now: cfg.Now, log: cfg.Logger,
-		limits: web.NewAuthLimits(cfg.Limits, cfg.Now)}
+		limits: web.NewAuthLimits(cfg.Limits, cfg.Now, cfg.Store, store.Operators)}
 	return func(srv *web.Server) {
 		h.srv = srv
 		srv.Use(h.loadOperator)

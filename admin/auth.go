@@ -35,9 +35,6 @@ func (h *Handler) login(c echo.Context) error {
 		email = ""
 		return again(http.StatusBadRequest, "请输入邮箱和密码。")
 	}
-	if !h.limits.LoginTo(ip, account) {
-		return echo.NewHTTPError(http.StatusTooManyRequests)
-	}
 	ctx := c.Request().Context()
 	op, err := h.st.OperatorByEmail(ctx, account)
 	if errors.Is(err, store.ErrNotFound) {
@@ -45,10 +42,17 @@ func (h *Handler) login(c echo.Context) error {
 	} else if err != nil {
 		return err
 	}
+	if ok, err := h.limits.LoginTo(ctx, ip, account, op.ID); err != nil {
+		return err
+	} else if !ok {
+		return echo.NewHTTPError(http.StatusTooManyRequests)
+	}
 	if !web.PasswordMatches(op.PasswordHash, password) {
 		return again(http.StatusUnauthorized, "邮箱或密码不正确。")
 	}
-	h.limits.LoginSucceeded(ip, account)
+	if err := h.limits.LoginSucceeded(ctx, ip, account, op.ID); err != nil {
+		return err
+	}
 	sid, err := h.st.StartOperatorSession(ctx, op.ID)
 	if err != nil {
 		return err

@@ -81,19 +81,24 @@ func (h *Handler) login(c echo.Context) error {
 		// Refused before it reaches any per-account table: nothing to remember.
 		return h.authForm(c, http.StatusBadRequest, false, "", next, "请输入邮箱和密码。")
 	}
-	if !h.limits.LoginTo(ip, account) {
-		return echo.NewHTTPError(http.StatusTooManyRequests)
-	}
-	u, err := h.st.UserByEmail(c.Request().Context(), account)
+	ctx := c.Request().Context()
+	u, err := h.st.UserByEmail(ctx, account)
 	if errors.Is(err, store.ErrNotFound) {
 		u = store.User{} // no hash: checked against the dummy one
 	} else if err != nil {
 		return err
 	}
+	if ok, err := h.limits.LoginTo(ctx, ip, account, u.ID); err != nil {
+		return err
+	} else if !ok {
+		return echo.NewHTTPError(http.StatusTooManyRequests)
+	}
 	if !web.PasswordMatches(u.PasswordHash, password) {
 		return h.authForm(c, http.StatusUnauthorized, false, email, next, "邮箱或密码不正确。")
 	}
-	h.limits.LoginSucceeded(ip, account)
+	if err := h.limits.LoginSucceeded(ctx, ip, account, u.ID); err != nil {
+		return err
+	}
 	return h.startSession(c, u, next)
 }
 
@@ -157,10 +162,15 @@ func (h *Handler) changePassword(c echo.Context) error {
 		return again(http.StatusBadRequest, "两次输入的新密码不一致。")
 	}
 	ip := c.RealIP()
-	if !h.limits.LoginFrom(ip) || !h.limits.LoginTo(ip, u.Email) {
+	if !h.limits.LoginFrom(ip) {
 		return echo.NewHTTPError(http.StatusTooManyRequests)
 	}
 	ctx := c.Request().Context()
+	if ok, err := h.limits.LoginTo(ctx, ip, u.Email, u.ID); err != nil {
+		return err
+	} else if !ok {
+		return echo.NewHTTPError(http.StatusTooManyRequests)
+	}
 	user, err := h.st.UserByID(ctx, u.ID)
 	if err != nil {
 		return err
@@ -168,7 +178,9 @@ func (h *Handler) changePassword(c echo.Context) error {
 	if !web.PasswordMatches(user.PasswordHash, current) {
 		return again(http.StatusUnauthorized, "当前密码不正确。")
 	}
-	h.limits.LoginSucceeded(ip, u.Email)
+	if err := h.limits.LoginSucceeded(ctx, ip, u.Email, u.ID); err != nil {
+		return err
+	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(next), h.cfg.BcryptCost)
 	if err != nil {
 		return err

@@ -83,7 +83,7 @@ func New(cfg Config) *web.Server {
 	srv := web.New(web.Config{Gateway: cfg.Gateway, Secure: cfg.Secure, DevReload: cfg.DevReload, Logger: cfg.Logger,
 		Foreign: "/sandbox", Machine: machinePaths, TrustedProxies: cfg.TrustedProxies})
 	h := &Handler{cfg: cfg, st: cfg.Store, pay: cfg.Payments, now: cfg.Now, log: cfg.Logger,
-		limits: web.NewAuthLimits(cfg.Limits, cfg.Now), srv: srv}
+		limits: web.NewAuthLimits(cfg.Limits, cfg.Now, cfg.Store, store.Shoppers), srv: srv}
 	srv.Use(h.loadSession)
 	srv.Room("/", h.errorPage)
 	h.routes(srv)

@@ -6,6 +6,7 @@ package handlers_test
 //	go test -race -run 'TestSecurity' -v ./handlers/
 
 import (
+	"context"
 	"fmt"
 	"html"
 	"io"
@@ -23,6 +24,7 @@ import (
 	"testing"
 
 	"github.com/labstack/echo/v4"
+	"golang.org/x/crypto/bcrypt"
 
 	"storefront/handlers"
 	"storefront/shoptest"
@@ -611,25 +613,28 @@ func TestSecurity(t *testing.T) {
 
 	t.Run("login rate limit", func(t *testing.T) {
 		router := newRouter(t, env, func(c *handlers.Config) { c.Limits = web.Limits{} }) // the defaults
-		attempt := func(ip, email string) int {
+		// A second shop on the same database: another instance.
+		other := newRouter(t, env, func(c *handlers.Config) { c.Limits = web.Limits{} })
+		attemptOn := func(r *testRouter, ip, email string) int {
 			form := url.Values{"email": {email}, "password": {"wrong password"}, "_csrf": {"tok"}}
 			req := httptest.NewRequest(http.MethodPost, "/login", strings.NewReader(form.Encode()))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			req.AddCookie(&http.Cookie{Name: "_csrf", Value: "tok"})
 			req.RemoteAddr = ip + ":40000"
 			w := httptest.NewRecorder()
-			router.handler.ServeHTTP(w, req)
+			r.handler.ServeHTTP(w, req)
 			return w.Code
 		}
+		attempt := func(ip, email string) int { return attemptOn(router, ip, email) }
 		// The limiter refills continuously and bcrypt is slow under -race, so each burst is
 		// sent at once: the limit is decided before the password is checked.
-		burst := func(n int, ip func(i int) string, email func(i int) string) map[int]int {
+		burstOn := func(rs []*testRouter, n int, ip func(i int) string, email func(i int) string) map[int]int {
 			var mu sync.Mutex
 			codes := map[int]int{}
 			var wg sync.WaitGroup
 			for i := range n {
 				wg.Go(func() {
-					c := attempt(ip(i), email(i))
+					c := attemptOn(rs[i%len(rs)], ip(i), email(i))
 					mu.Lock()
 					codes[c]++
 					mu.Unlock()
@@ -637,6 +642,9 @@ func TestSecurity(t *testing.T) {
 			}
 			wg.Wait()
 			return codes
+		}
+		burst := func(n int, ip func(i int) string, email func(i int) string) map[int]int {
+			return burstOn([]*testRouter{router}, n, ip, email)
 		}
 		// Per account from one address: 6 tries, one is refused.
 		codes := burst(6, func(int) string { return "10.1.0.1" }, func(int) string { return "victim@example.com" })
@@ -676,6 +684,21 @@ func TestSecurity(t *testing.T) {
 		// Someone else, elsewhere, is unaffected.
 		if code := attempt("10.3.0.1", "bystander@example.com"); code != http.StatusUnauthorized {
 			t.Errorf("unrelated login: %d, want 401", code)
+		}
+		// A registered account's allowance is kept in the database, so two instances
+		// share it: 31 tries from 31 addresses spread over both, one is refused (with
+		// each instance's own, all 31 went through).
+		hash, err := bcrypt.GenerateFromPassword([]byte("right password"), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.shop.Store.CreateUser(context.Background(), "shared@example.com", string(hash)); err != nil {
+			t.Fatal(err)
+		}
+		both := []*testRouter{router, other}
+		codes = burstOn(both, 31, func(i int) string { return fmt.Sprintf("10.5.0.%d", i+1) }, func(int) string { return "shared@example.com" })
+		if codes[http.StatusTooManyRequests] != 1 || codes[http.StatusUnauthorized] != 30 {
+			t.Errorf("31 attempts on a registered account from 31 addresses over 2 instances: %v, want 30×401 and 1×429", codes)
 		}
 		// Through the shoptest shop (loopback): the account limit holds over HTTP too.
 		b := env.browser()

@@ -209,9 +209,13 @@ func TestUpgradedFromEachVersionMatchesFresh(t *testing.T) {
 			if _, err := st.UserByEmail(ctx, "old@example.com"); err != nil {
 				t.Fatalf("old user lost: %v", err)
 			}
-			var tradeNo string
-			if err := raw.Get(&tradeNo, `SELECT trade_no FROM payment_events WHERE out_trade_no = 'OLD1'`); err != nil || tradeNo != "2026110122001400000000000001" {
-				t.Fatalf("old event's trade_no after upgrade: %q %v", tradeNo, err)
+			// Migrate 3's data step fills trade_no from the raw params of the events
+			// written before it had the column.
+			if v < 3 {
+				var tradeNo string
+				if err := raw.Get(&tradeNo, `SELECT trade_no FROM payment_events WHERE out_trade_no = 'OLD1'`); err != nil || tradeNo != "2026110122001400000000000001" {
+					t.Fatalf("old event's trade_no after upgrade: %q %v", tradeNo, err)
+				}
 			}
 		})
 	}

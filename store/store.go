@@ -21,7 +21,7 @@ import (
 )
 
 // SchemaVersion is the number of schema.sql's last section: the version Open migrates to.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // Named errors; handlers map them to HTTP statuses in one place.
 var (

@@ -1,9 +1,11 @@
 package web
 
 import (
+	"context"
 	"time"
 
 	"storefront/ratelimit"
+	"storefront/store"
 )
 
 // maxLimiterKeys bounds each limiter table: what an attacker can make the shop
@@ -30,12 +32,28 @@ type Limits struct {
 // before it can drain the account: the shopper at their own address keeps their own
 // pair bucket and finds the account bucket nearly full. Guessing one account's
 // password from many addresses is held to the account bucket: about 30 an hour.
+//
+// The account bucket of an account that exists is kept in the database (Allowances),
+// so instances sharing it share the 30; an address nobody registered keeps its bucket
+// in this instance's memory, so invented addresses write nothing. The client and pair
+// buckets are each instance's own: an address's attempts spread over n instances get n
+// times theirs, but they only slow one address, and the account bucket still holds.
 type AuthLimits struct {
 	client, pair, account, signup *ratelimit.Table
+	shared                        Allowances
+	kind                          store.Accounts
+	perAccount                    store.LoginLimit
 }
 
-// NewAuthLimits returns the limit tables with l (zero fields: the defaults).
-func NewAuthLimits(l Limits, now func() time.Time) AuthLimits {
+// Allowances is where accounts' login allowances live for every instance: the store.
+type Allowances interface {
+	TakeLoginAttempt(ctx context.Context, accounts store.Accounts, id int64, l store.LoginLimit) (bool, error)
+	GiveLoginAttempt(ctx context.Context, accounts store.Accounts, id int64, l store.LoginLimit) error
+}
+
+// NewAuthLimits returns the limits of logins to accounts of kind (zero fields of l: the
+// defaults), with existing accounts' allowances kept in shared.
+func NewAuthLimits(l Limits, now func() time.Time, shared Allowances, kind store.Accounts) AuthLimits {
 	def := func(v, d int) int {
 		if v <= 0 {
 			return d
@@ -47,10 +65,13 @@ func NewAuthLimits(l Limits, now func() time.Time) AuthLimits {
 	l.LoginPerAccount = def(l.LoginPerAccount, 30)
 	l.SignupPerClient = def(l.SignupPerClient, 5)
 	return AuthLimits{
-		client:  ratelimit.New(l.LoginPerClient, time.Minute, maxLimiterKeys, now),
-		pair:    ratelimit.New(l.LoginPerPair, time.Hour, maxLimiterKeys, now),
-		account: ratelimit.New(l.LoginPerAccount, time.Hour, maxLimiterKeys, now),
-		signup:  ratelimit.New(l.SignupPerClient, time.Hour, maxLimiterKeys, now),
+		client:     ratelimit.New(l.LoginPerClient, time.Minute, maxLimiterKeys, now),
+		pair:       ratelimit.New(l.LoginPerPair, time.Hour, maxLimiterKeys, now),
+		account:    ratelimit.New(l.LoginPerAccount, time.Hour, maxLimiterKeys, now),
+		signup:     ratelimit.New(l.SignupPerClient, time.Hour, maxLimiterKeys, now),
+		shared:     shared,
+		kind:       kind,
+		perAccount: store.LoginLimit{Burst: l.LoginPerAccount, Per: time.Hour},
 	}
 }
 
@@ -60,15 +81,27 @@ func (l AuthLimits) LoginFrom(client string) bool {
 }
 
 // LoginTo spends one attempt on account (normalised, at most 254 bytes) from client:
-// the pair's token first, the account's only if the pair had one.
-func (l AuthLimits) LoginTo(client, account string) bool {
-	return l.pair.Take(account+"\x00"+ratelimit.ClientKey(client)) && l.account.Take(account)
+// the pair's token first, the account's only if the pair had one. id is the account's,
+// 0 if nobody registered it: only an account that exists has its allowance in the
+// database.
+func (l AuthLimits) LoginTo(ctx context.Context, client, account string, id int64) (bool, error) {
+	if !l.pair.Take(account + "\x00" + ratelimit.ClientKey(client)) {
+		return false, nil
+	}
+	if id == 0 {
+		return l.account.Take(account), nil
+	}
+	return l.shared.TakeLoginAttempt(ctx, l.kind, id, l.perAccount)
 }
 
-// LoginSucceeded gives back the account's tokens spent by a login that was right.
-func (l AuthLimits) LoginSucceeded(client, account string) {
+// LoginSucceeded gives back the tokens a login that was right spent on account (id).
+func (l AuthLimits) LoginSucceeded(ctx context.Context, client, account string, id int64) error {
 	l.pair.Give(account + "\x00" + ratelimit.ClientKey(client))
-	l.account.Give(account)
+	if id == 0 {
+		l.account.Give(account)
+		return nil
+	}
+	return l.shared.GiveLoginAttempt(ctx, l.kind, id, l.perAccount)
 }
 
 // AllowSignup spends one account creation for client.
