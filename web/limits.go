@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"storefront/ratelimit"
@@ -88,20 +89,26 @@ func (l AuthLimits) LoginTo(ctx context.Context, client, account string, id int6
 	if !l.pair.Take(account + "\x00" + ratelimit.ClientKey(client)) {
 		return false, nil
 	}
-	if id == 0 {
-		return l.account.Take(account), nil
+	if id != 0 {
+		ok, err := l.shared.TakeLoginAttempt(ctx, l.kind, id, l.perAccount)
+		if !errors.Is(err, store.ErrNotFound) {
+			return ok, err
+		}
+		// Deleted since it was looked up: an account nobody has, as below.
 	}
-	return l.shared.TakeLoginAttempt(ctx, l.kind, id, l.perAccount)
+	return l.account.Take(account), nil
 }
 
 // LoginSucceeded gives back the tokens a login that was right spent on account (id).
 func (l AuthLimits) LoginSucceeded(ctx context.Context, client, account string, id int64) error {
 	l.pair.Give(account + "\x00" + ratelimit.ClientKey(client))
-	if id == 0 {
-		l.account.Give(account)
-		return nil
+	if id != 0 {
+		if err := l.shared.GiveLoginAttempt(ctx, l.kind, id, l.perAccount); !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
 	}
-	return l.shared.GiveLoginAttempt(ctx, l.kind, id, l.perAccount)
+	l.account.Give(account) // spent in memory (see LoginTo)
+	return nil
 }
 
 // AllowSignup spends one account creation for client.
