@@ -37,7 +37,7 @@ func (l LoginLimit) interval() time.Duration { return l.Per / time.Duration(max(
 // algorithm, a token bucket in one column).
 func (s *Store) TakeLoginAttempt(ctx context.Context, accounts Accounts, id int64, l LoginLimit) (bool, error) {
 	ok := false
-	err := s.changeAllowance(ctx, accounts, id, func(full, now time.Time) time.Time {
+	err := s.changeAllowance(ctx, accounts, id, l, func(full, now time.Time) time.Time {
 		ok = full.Sub(now) <= l.Per-l.interval()
 		if !ok {
 			return full
@@ -49,13 +49,13 @@ func (s *Store) TakeLoginAttempt(ctx context.Context, accounts Accounts, id int6
 
 // GiveLoginAttempt gives back the attempt a login that was right spent.
 func (s *Store) GiveLoginAttempt(ctx context.Context, accounts Accounts, id int64, l LoginLimit) error {
-	return s.changeAllowance(ctx, accounts, id, func(full, _ time.Time) time.Time { return full.Add(-l.interval()) })
+	return s.changeAllowance(ctx, accounts, id, l, func(full, _ time.Time) time.Time { return full.Add(-l.interval()) })
 }
 
 // changeAllowance sets the account's login_full_at to what change makes of it (given
-// the time, no earlier than now, and now), in one transaction holding the row. A time
-// not after now is a whole allowance and is stored as NULL.
-func (s *Store) changeAllowance(ctx context.Context, accounts Accounts, id int64, change func(full, now time.Time) time.Time) error {
+// the time, between now and now + l.Per, and now), in one transaction holding the row.
+// A time not after now is a whole allowance and is stored as NULL.
+func (s *Store) changeAllowance(ctx context.Context, accounts Accounts, id int64, l LoginLimit, change func(full, now time.Time) time.Time) error {
 	if accounts != Shoppers && accounts != Operators {
 		return fmt.Errorf("store: no accounts %q", accounts)
 	}
@@ -69,6 +69,12 @@ func (s *Store) changeAllowance(ctx context.Context, accounts Accounts, id int64
 		full := was.Time
 		if full.Before(now) {
 			full = now
+		}
+		// Further ahead than a whole allowance is something this clock could not have
+		// left: another instance's clock runs ahead, or this one stepped back. It counts
+		// as spent from now, so the account waits an interval, not the clocks' gap.
+		if limit := now.Add(l.Per); full.After(limit) {
+			full = limit
 		}
 		next := change(full, now)
 		if !next.After(now) {

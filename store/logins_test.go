@@ -9,6 +9,7 @@ import (
 
 	"storefront/shoptest"
 	"storefront/store"
+	"storefront/store/storetest"
 )
 
 // An account's login allowance is one for every instance sharing the database: taken
@@ -89,5 +90,39 @@ func TestLoginAllowanceIsSharedByInstances(t *testing.T) {
 	}
 	if _, err := sts[0].TakeLoginAttempt(ctx, store.Shoppers, u.ID+1000, l); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("no such account: %v, want ErrNotFound", err)
+	}
+}
+
+// An instance whose clock runs two hours ahead spends the account's allowance as of its
+// own time; the others count that as spent from their now, and the account waits an
+// interval, not the two hours (an hour and more, without the bound).
+func TestLoginAllowanceBoundsAClockThatRunsAhead(t *testing.T) {
+	clock := shoptest.NewClock(time.Now())
+	ahead := shoptest.NewClock(clock.Now().Add(2 * time.Hour))
+	dsn := storetest.DSN(t)
+	openAt := func(c *shoptest.Clock) *store.Store {
+		st, err := store.Open(dsn, schema(t), c.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	right, fast := openAt(clock), openAt(ahead)
+	ctx := context.Background()
+	u, err := right.CreateUser(ctx, "skew@example.com", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := store.LoginLimit{Burst: 30, Per: time.Hour}
+	if ok, err := fast.TakeLoginAttempt(ctx, store.Shoppers, u.ID, l); err != nil || !ok {
+		t.Fatalf("the fast instance's attempt: %v %v", ok, err)
+	}
+	if ok, err := right.TakeLoginAttempt(ctx, store.Shoppers, u.ID, l); err != nil || ok {
+		t.Fatalf("just after: %v %v, want refused (the allowance looks spent)", ok, err)
+	}
+	clock.Advance(2 * time.Minute)
+	if ok, err := right.TakeLoginAttempt(ctx, store.Shoppers, u.ID, l); err != nil || !ok {
+		t.Fatalf("an interval later: %v %v, want granted", ok, err)
 	}
 }
