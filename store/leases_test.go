@@ -18,12 +18,7 @@ func instances(t *testing.T, n int, clock *shoptest.Clock) []*store.Store {
 	dsn := storetest.DSN(t)
 	var sts []*store.Store
 	for range n {
-		st, err := store.Open(dsn, schema(t), clock.Now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		sts = append(sts, st)
+		sts = append(sts, openWithClock(t, dsn, clock.Now))
 	}
 	return sts
 }

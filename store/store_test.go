@@ -23,9 +23,12 @@ func schema(t *testing.T) string {
 }
 
 // open opens the store at path for the rest of the test.
-func open(t *testing.T, path string) *store.Store {
+func open(t *testing.T, path string) *store.Store { return openWithClock(t, path, nil) }
+
+// openWithClock is open with the clock now (nil: time.Now).
+func openWithClock(t *testing.T, path string, now func() time.Time) *store.Store {
 	t.Helper()
-	st, err := store.Open(path, schema(t), nil)
+	st, err := store.Open(path, schema(t), now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,7 +86,7 @@ func (l AuthLimits) LoginFrom(client string) bool {
 // 0 if nobody registered it: only an account that exists has its allowance in the
 // database.
 func (l AuthLimits) LoginTo(ctx context.Context, client, account string, id int64) (bool, error) {
-	if !l.pair.Take(account + "\x00" + ratelimit.ClientKey(client)) {
+	if !l.pair.Take(pairKey(client, account)) {
 		return false, nil
 	}
 	if id != 0 {
@@ -101,7 +101,7 @@ func (l AuthLimits) LoginTo(ctx context.Context, client, account string, id int6
 
 // LoginSucceeded gives back the tokens a login that was right spent on account (id).
 func (l AuthLimits) LoginSucceeded(ctx context.Context, client, account string, id int64) error {
-	l.pair.Give(account + "\x00" + ratelimit.ClientKey(client))
+	l.pair.Give(pairKey(client, account))
 	if id != 0 {
 		if err := l.shared.GiveLoginAttempt(ctx, l.kind, id, l.perAccount); !errors.Is(err, store.ErrNotFound) {
 			return err
@@ -110,6 +110,9 @@ func (l AuthLimits) LoginSucceeded(ctx context.Context, client, account string, 
 	l.account.Give(account) // spent in memory (see LoginTo)
 	return nil
 }
+
+// pairKey is the pair bucket's key of account from client.
+func pairKey(client, account string) string { return account + "\x00" + ratelimit.ClientKey(client) }
 
 // AllowSignup spends one account creation for client.
 func (l AuthLimits) AllowSignup(client string) bool {
